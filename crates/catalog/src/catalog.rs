@@ -1,0 +1,94 @@
+use std::collections::HashMap;
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use recast_core::{CoupleId, JobPhoto, PhotoId, PhotoState, RunSettings, Tally};
+
+use crate::{Checkpoint, CatalogError, CoupleJob, JobAttempt, NewCouple, ProgressRow, ProgressUpdate, Run, RunStatus};
+
+/// The catalog and the progress ledger.
+///
+/// Contract, the same for every backend:
+/// - Every method that takes a [`Tally`] adds to it the SQL statements it executed, so that the
+///   cost of a job in database work is counted exactly.
+/// - Progress only moves forward along [`PhotoState::may_become`]: a write that would move a photo
+///   backwards (a late or duplicate worker) changes nothing, and the states returned say what the
+///   catalog holds afterwards. Writes are idempotent.
+/// - A run's settings are frozen when it is created; `ensure_run` on an existing run returns the
+///   stored settings, whatever it is passed.
+#[async_trait]
+pub trait Catalog: Send + Sync + Debug {
+    /// Adds couples with their photos and thumbnails, in one transaction.
+    async fn add_couples(&self, couples: &[NewCouple]) -> Result<(), CatalogError>;
+
+    /// The highest couple and photo ids in use (0 when empty), to choose ids for new ones.
+    async fn max_ids(&self) -> Result<(CoupleId, PhotoId), CatalogError>;
+
+    /// Creates the run with these settings, or returns it as stored if it exists.
+    async fn ensure_run(&self, name: &str, settings: &RunSettings) -> Result<(Run, bool), CatalogError>;
+
+    /// The run of that name, or the most recent run when `name` is `None`.
+    async fn run(&self, name: Option<&str>) -> Result<Run, CatalogError>;
+
+    async fn checkpoint(&self, run: &Run) -> Result<Checkpoint, CatalogError>;
+
+    /// Records that every couple up to `last` is enqueued (`added` more than before).
+    async fn save_checkpoint(
+        &self,
+        run: &Run,
+        last: CoupleId,
+        added: u64,
+        tally: &Tally,
+    ) -> Result<(), CatalogError>;
+
+    /// Marks the producer finished: every couple of the catalog is enqueued.
+    async fn finish_checkpoint(&self, run: &Run) -> Result<(), CatalogError>;
+
+    /// Up to `limit` couples with an id above `after`, in id order, with their photos and thumbnail
+    /// keys (one statement).
+    async fn couples_after(
+        &self,
+        after: Option<CoupleId>,
+        limit: u32,
+        tally: &Tally,
+    ) -> Result<Vec<CoupleJob>, CatalogError>;
+
+    /// The photos of one couple with their thumbnail keys (one statement).
+    async fn couple_photos(&self, couple: CoupleId, tally: &Tally) -> Result<Vec<JobPhoto>, CatalogError>;
+
+    /// What the run has recorded for a couple's photos; a photo absent from the map is pending.
+    async fn progress(
+        &self,
+        run: &Run,
+        couple: CoupleId,
+        tally: &Tally,
+    ) -> Result<HashMap<PhotoId, ProgressRow>, CatalogError>;
+
+    /// Records switched and failed photos (one multi-row statement) and returns the state each of
+    /// them is in afterwards: a photo another worker recorded first keeps its state.
+    async fn record(
+        &self,
+        run: &Run,
+        couple: CoupleId,
+        updates: &[ProgressUpdate],
+        tally: &Tally,
+    ) -> Result<HashMap<PhotoId, PhotoState>, CatalogError>;
+
+    /// Moves photos forward after deletions (one multi-row statement); each pair is the photo and
+    /// its new state. A move that is not forward is ignored.
+    async fn advance(
+        &self,
+        run: &Run,
+        moves: &[(PhotoId, PhotoState)],
+        tally: &Tally,
+    ) -> Result<(), CatalogError>;
+
+    /// Appends a job attempt with its request counts (its own statement counted in).
+    async fn record_attempt(&self, attempt: &JobAttempt, tally: &Tally) -> Result<(), CatalogError>;
+
+    /// Totals of a run for `status` and `demo`.
+    async fn status(&self, run: &Run) -> Result<RunStatus, CatalogError>;
+
+    /// Every progress row of the run, for audits and tests (not for the hot path).
+    async fn all_progress(&self, run: &Run) -> Result<Vec<ProgressRow>, CatalogError>;
+}

@@ -1,0 +1,15 @@
+//! recast's pure domain: identifiers, run settings, job messages and the photo state machine.
+//!
+//! Nothing here does I/O or knows an SDK; every other crate depends on these types.
+
+mod ids;
+mod job;
+mod settings;
+mod state;
+mod tally;
+
+pub use ids::{CoupleId, PhotoId, RunId};
+pub use job::{JobMessage, JobPhoto, MessageError, JOB_MESSAGE_VERSION};
+pub use settings::{OriginalsPolicy, RunSettings, SettingsError};
+pub use state::{advance_after_deletes, webp_key, FailureReason, PhotoState, Step};
+pub use tally::{Tally, TallySnapshot};

@@ -1,0 +1,108 @@
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// What happens to a photo's original JPEG once its WebP is switched in and its thumbnails are gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OriginalsPolicy {
+    /// Keep the original next to the WebP (the safe default).
+    #[default]
+    Keep,
+    /// Delete the original after the WebP is recorded and the thumbnails are gone.
+    Delete,
+}
+
+impl fmt::Display for OriginalsPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OriginalsPolicy::Keep => "keep",
+            OriginalsPolicy::Delete => "delete",
+        })
+    }
+}
+
+impl FromStr for OriginalsPolicy {
+    type Err = SettingsError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "keep" => Ok(OriginalsPolicy::Keep),
+            "delete" => Ok(OriginalsPolicy::Delete),
+            other => Err(SettingsError::Originals(other.to_owned())),
+        }
+    }
+}
+
+/// The settings of a run, frozen as JSON in the catalog when the run is created: every worker of
+/// the run reads them from there, so a worker started with other flags cannot change a run midway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSettings {
+    /// WebP quality, 0..=100.
+    pub quality: f32,
+    /// libwebp's method (0 = fastest .. 6 = smallest).
+    pub method: u8,
+    pub originals: OriginalsPolicy,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        RunSettings {
+            quality: 80.0,
+            method: 4,
+            originals: OriginalsPolicy::Keep,
+        }
+    }
+}
+
+impl RunSettings {
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if !(0.0..=100.0).contains(&self.quality) {
+            return Err(SettingsError::Quality(self.quality));
+        }
+        if self.method > 6 {
+            return Err(SettingsError::Method(self.method));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SettingsError {
+    #[error("quality {0} is outside 0..=100")]
+    Quality(f32),
+    #[error("method {0} is outside 0..=6")]
+    Method(u8),
+    #[error("originals policy {0:?} is neither \"keep\" nor \"delete\"")]
+    Originals(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_round_trip_through_json() {
+        let s = RunSettings {
+            quality: 72.5,
+            method: 6,
+            originals: OriginalsPolicy::Delete,
+        };
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(json.contains("\"delete\""), "{json}");
+        assert_eq!(serde_json::from_str::<RunSettings>(&json).unwrap(), s);
+    }
+
+    #[test]
+    fn settings_validation_rejects_out_of_range() {
+        let mut s = RunSettings::default();
+        assert_eq!(s.validate(), Ok(()));
+        s.quality = 101.0;
+        assert_eq!(s.validate(), Err(SettingsError::Quality(101.0)));
+        s.quality = 80.0;
+        s.method = 7;
+        assert_eq!(s.validate(), Err(SettingsError::Method(7)));
+        assert!("remove".parse::<OriginalsPolicy>().is_err());
+        assert_eq!("delete".parse::<OriginalsPolicy>(), Ok(OriginalsPolicy::Delete));
+    }
+}

@@ -1,0 +1,18 @@
+//! The object store: where originals, thumbnails and WebPs live.
+//!
+//! [`ObjectStore`] is the one narrow trait the worker sees; [`open`] picks a backend by URL.
+//! Backends: a local folder (`file:///dir`). Policy such as request counting lives in wrappers
+//! (in the worker crate), not in the backends.
+
+mod error;
+mod local;
+mod object_store;
+mod url;
+
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+
+pub use error::StoreError;
+pub use local::LocalStore;
+pub use object_store::{crc32c, DeleteOutcome, ObjectMeta, ObjectStore, MAX_DELETE_BATCH};
+pub use url::open;
