@@ -1,0 +1,90 @@
+//! Conversions of real photos (../shared/photos) and of broken inputs made from them.
+
+use std::path::PathBuf;
+
+use image::GenericImageView;
+use recast_codec::{decode, probe, synth_photo_jpeg, thumbnail_jpeg, transcode, CodecError, EncodeOptions};
+
+fn shared_photo(name: &str) -> Vec<u8> {
+    let dir = std::env::var_os("RECAST_TEST_PHOTOS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/photos"));
+    let path = dir.join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("test photo {} is missing: {e}", path.display()))
+}
+
+#[test]
+fn real_photo_becomes_a_smaller_webp_of_the_same_size() {
+    let jpeg = shared_photo("chelsea.jpg");
+    let info = probe(&jpeg).unwrap();
+    let out = transcode(&jpeg, &EncodeOptions::default()).unwrap();
+    assert_eq!((out.width, out.height), (info.width, info.height));
+    assert_eq!(out.source_format, "jpeg");
+    assert_eq!(&out.webp[..4], b"RIFF");
+    assert_eq!(&out.webp[8..12], b"WEBP");
+    let back = image::load_from_memory(&out.webp).unwrap();
+    assert_eq!(back.dimensions(), (info.width, info.height));
+    assert!(out.webp.len() < jpeg.len(), "{} >= {}", out.webp.len(), jpeg.len());
+}
+
+#[test]
+fn higher_quality_costs_more_bytes() {
+    let jpeg = shared_photo("coffee.jpg");
+    let low = transcode(&jpeg, &EncodeOptions { quality: 40.0, ..Default::default() }).unwrap();
+    let high = transcode(&jpeg, &EncodeOptions { quality: 95.0, ..Default::default() }).unwrap();
+    assert!(low.webp.len() < high.webp.len());
+}
+
+#[test]
+fn broken_inputs_are_refused_with_a_reason() {
+    assert!(matches!(transcode(b"", &EncodeOptions::default()), Err(CodecError::Empty)));
+    assert!(matches!(
+        transcode(b"this is not a photo at all", &EncodeOptions::default()),
+        Err(CodecError::UnknownFormat)
+    ));
+    let jpeg = shared_photo("rocket.jpg");
+    let truncated = &jpeg[..jpeg.len() / 3];
+    match transcode(truncated, &EncodeOptions::default()) {
+        Err(e) => assert!(e.is_bad_input(), "{e}"),
+        // A decoder may fill a truncated scan; then the output must still have the right size.
+        Ok(out) => assert_eq!((out.width, out.height), probe(&jpeg).map(|i| (i.width, i.height)).unwrap()),
+    }
+    let header_only = &jpeg[..200];
+    assert!(transcode(header_only, &EncodeOptions::default()).is_err());
+}
+
+/// Rewrites the SOF dimensions of a JPEG so the header claims another size.
+fn with_claimed_size(mut jpeg: Vec<u8>, width: u16, height: u16) -> Vec<u8> {
+    let sof = jpeg
+        .windows(2)
+        .position(|w| w[0] == 0xFF && (0xC0..=0xC2).contains(&w[1]))
+        .expect("a JPEG has a SOF marker");
+    jpeg[sof + 5..sof + 7].copy_from_slice(&height.to_be_bytes());
+    jpeg[sof + 7..sof + 9].copy_from_slice(&width.to_be_bytes());
+    jpeg
+}
+
+#[test]
+fn a_header_claiming_60000_squared_is_refused_before_decoding() {
+    let huge = with_claimed_size(shared_photo("chelsea.jpg"), 60000, 60000);
+    let info = probe(&huge).unwrap();
+    assert_eq!((info.width, info.height), (60000, 60000));
+    match decode(&huge, recast_codec::DEFAULT_MAX_PIXELS) {
+        Err(CodecError::TooLarge { pixels, .. }) => assert_eq!(pixels, 3_600_000_000),
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+}
+
+#[test]
+fn thumbnails_fit_the_box_and_synthetic_photos_decode() {
+    let jpeg = synth_photo_jpeg(7, 640, 480);
+    assert_eq!(synth_photo_jpeg(7, 640, 480), jpeg, "synthesis is not deterministic");
+    let (img, _) = decode(&jpeg, u64::MAX).unwrap();
+    assert_eq!(img.dimensions(), (640, 480));
+    let thumb = image::load_from_memory(&thumbnail_jpeg(&img, 160, 80)).unwrap();
+    assert_eq!(thumb.dimensions(), (160, 120));
+    let same = image::load_from_memory(&thumbnail_jpeg(&img, 2000, 80)).unwrap();
+    assert_eq!(same.dimensions(), (640, 480), "upscaled");
+    // Photo-like, not flat: a 0.3 MP synthetic photo is tens of kilobytes as JPEG q90.
+    assert!(jpeg.len() > 30_000, "{} bytes", jpeg.len());
+}
