@@ -1,1 +1,13 @@
-fn main() {}
+//! `recast`: migrate a photo store to one WebP per photo, safely, resumably, at fleet scale.
+
+mod cli;
+mod demo;
+mod launch;
+mod logging;
+mod seed;
+mod status;
+mod work;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -12,4 +12,4 @@ pub use decode::{decode, probe, ImageInfo, DEFAULT_MAX_PIXELS};
 pub use encode::{encode_webp, transcode, EncodeOptions, Transcoded};
 pub use error::CodecError;
 pub use synth::synth_photo_jpeg;
-pub use thumbnail::thumbnail_jpeg;
+pub use thumbnail::{placeholder_thumbnail_jpeg, thumbnail_jpeg};

@@ -1,0 +1,51 @@
+use std::time::Duration;
+
+/// How a job ended when it did not complete: the runner acts on this, not on error strings.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Something transient (store, database or queue trouble): release the message so that it is
+    /// received again after a backoff. Nothing was lost; progress made so far is recorded.
+    #[error("will retry: {reason}")]
+    Retry { reason: String },
+    /// The message can never be processed (malformed, unknown run): dead-letter it with the reason.
+    #[error("abandoned: {reason}")]
+    Abort { reason: String },
+}
+
+impl JobError {
+    pub fn retry(reason: impl std::fmt::Display) -> JobError {
+        JobError::Retry {
+            reason: reason.to_string(),
+        }
+    }
+
+    pub fn abort(reason: impl std::fmt::Display) -> JobError {
+        JobError::Abort {
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// Backoff before the `attempt`-th retry of a job: 2 s doubling up to 2 min, with up to 50% jitter
+/// so that a fleet hit by the same outage does not come back in step.
+pub fn retry_backoff(attempt: u32) -> Duration {
+    const BASE: Duration = Duration::from_secs(2);
+    const CAP: Duration = Duration::from_secs(120);
+    let exp = BASE.saturating_mul(1u32 << attempt.saturating_sub(1).min(16)).min(CAP);
+    exp.mul_f64(0.5 + fastrand::f64() / 2.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for attempt in 1..40 {
+            let d = retry_backoff(attempt);
+            assert!(d >= Duration::from_secs(1) && d <= Duration::from_secs(180), "{attempt}: {d:?}");
+        }
+        assert!(retry_backoff(1) <= Duration::from_secs(3));
+        assert!(retry_backoff(8) >= Duration::from_secs(60));
+    }
+}

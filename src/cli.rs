@@ -1,0 +1,215 @@
+//! Command-line interface: every flag also reads from `RECAST_<FLAG>`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use recast_core::OriginalsPolicy;
+
+/// Exit codes, documented in the README.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// The command failed; stderr says why.
+    pub const FAILED: u8 = 1;
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "recast", version, about = "Idempotent bulk migration of photo stores to WebP")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format on stderr.
+    #[arg(long, global = true, env = "RECAST_LOG_FORMAT", default_value = "human")]
+    pub log_format: LogFormat,
+    /// Show couple and photo ids in logs in clear (default: salted hashes; salt from RECAST_LOG_SALT).
+    #[arg(long, global = true, env = "RECAST_LOG_IDS_IN_CLEAR")]
+    pub log_ids_in_clear: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fill a catalog and a store with demo couples, photos and thumbnails.
+    Seed(SeedArgs),
+    /// Create (or resume) a run and enqueue every couple not yet enqueued.
+    Launch(LaunchArgs),
+    /// Run a worker: receive jobs and migrate their photos.
+    Work(WorkArgs),
+    /// Show where a run stands.
+    Status(StatusArgs),
+    /// Seed, launch and work on embedded backends in one process, then print a summary.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DbArg {
+    /// Catalog database URL: sqlite://PATH.
+    #[arg(long, env = "RECAST_DB")]
+    pub db: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SeedArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Object store URL: file:///DIR.
+    #[arg(long, env = "RECAST_STORE")]
+    pub store: String,
+    /// Folder of photos to copy (cycling); without it, photo-like images are generated.
+    #[arg(long, env = "RECAST_PHOTOS")]
+    pub photos: Option<PathBuf>,
+    /// Couples to add.
+    #[arg(long, env = "RECAST_COUPLES", default_value_t = 50)]
+    pub couples: u32,
+    /// Most photos one couple owns (each owns 1..=this many).
+    #[arg(long, env = "RECAST_MAX_PHOTOS", default_value_t = 6)]
+    pub max_photos: u32,
+    /// Thumbnails per photo (1..=6).
+    #[arg(long, env = "RECAST_THUMBS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=6))]
+    pub thumbs: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct LaunchArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Queue URL: sqlite://PATH[?in_flight_cap=N&max_receives=N].
+    #[arg(long, env = "RECAST_QUEUE")]
+    pub queue: String,
+    /// Run name; an existing run is resumed with its frozen settings.
+    #[arg(long, env = "RECAST_RUN", default_value = "main")]
+    pub run: String,
+    /// What to do with originals once their WebP is in and their thumbnails gone.
+    #[arg(long, env = "RECAST_ORIGINALS", default_value = "keep", value_parser = parse_originals)]
+    pub originals: OriginalsPolicy,
+    /// WebP quality (0-100).
+    #[arg(long, env = "RECAST_QUALITY", default_value_t = 80.0)]
+    pub quality: f32,
+    /// libwebp method (0 fastest .. 6 smallest).
+    #[arg(long, env = "RECAST_METHOD", default_value_t = 4)]
+    pub method: u8,
+}
+
+fn parse_originals(s: &str) -> Result<OriginalsPolicy, String> {
+    s.parse().map_err(|e: recast_core::SettingsError| e.to_string())
+}
+
+#[derive(Debug, Args)]
+pub struct WorkArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Object store URL: file:///DIR.
+    #[arg(long, env = "RECAST_STORE")]
+    pub store: String,
+    /// Queue URL: sqlite://PATH.
+    #[arg(long, env = "RECAST_QUEUE")]
+    pub queue: String,
+    #[command(flatten)]
+    pub tuning: WorkTuning,
+    /// Exit once the queue has nothing visible or in flight.
+    #[arg(long, env = "RECAST_EXIT_WHEN_IDLE")]
+    pub exit_when_idle: bool,
+    /// Name of this worker in the records (default: host and process id).
+    #[arg(long, env = "RECAST_WORKER_NAME")]
+    pub worker_name: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct WorkTuning {
+    /// Couples in hand at once (default: twice the cores).
+    #[arg(long, env = "RECAST_CONCURRENCY")]
+    pub concurrency: Option<usize>,
+    /// Photos of one couple converted at once.
+    #[arg(long, env = "RECAST_PHOTO_PARALLELISM", default_value_t = 4)]
+    pub photo_parallelism: usize,
+    /// Photos per progress record (one database statement each).
+    #[arg(long, env = "RECAST_RECORD_BATCH", default_value_t = 32)]
+    pub record_batch: usize,
+    /// Visibility timeout of a received job; running jobs extend it every half of it.
+    #[arg(long, env = "RECAST_VISIBILITY_TIMEOUT", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub visibility_timeout: Duration,
+    /// Long-poll wait of one receive.
+    #[arg(long, env = "RECAST_POLL_WAIT", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub poll_wait: Duration,
+    /// Threads for decode and encode (default: the cores).
+    #[arg(long, env = "RECAST_CPU_THREADS")]
+    pub cpu_threads: Option<usize>,
+    /// Images with more pixels are refused from their header.
+    #[arg(long, env = "RECAST_MAX_PIXELS", default_value_t = recast_codec::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Run name (default: the most recent run).
+    #[arg(long, env = "RECAST_RUN")]
+    pub run: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Folder for the embedded catalog, queue and store (its previous demo files are replaced).
+    #[arg(long, env = "RECAST_DEMO_DIR", default_value = "recast-demo")]
+    pub dir: PathBuf,
+    /// Folder of photos to migrate (cycling); without it, photo-like images are generated.
+    #[arg(long, env = "RECAST_PHOTOS")]
+    pub photos: Option<PathBuf>,
+    #[arg(long, env = "RECAST_COUPLES", default_value_t = 50)]
+    pub couples: u32,
+    /// Workers, all in this process, sharing one CPU pool.
+    #[arg(long, env = "RECAST_WORKERS", default_value_t = 2)]
+    pub workers: usize,
+    #[arg(long, env = "RECAST_MAX_PHOTOS", default_value_t = 6)]
+    pub max_photos: u32,
+    #[arg(long, env = "RECAST_THUMBS", default_value_t = 5)]
+    pub thumbs: u32,
+    #[arg(long, env = "RECAST_ORIGINALS", default_value = "keep", value_parser = parse_originals)]
+    pub originals: OriginalsPolicy,
+    #[arg(long, env = "RECAST_QUALITY", default_value_t = 80.0)]
+    pub quality: f32,
+    /// Side of generated photos, when --photos is not given (width; height is 3/4 of it).
+    #[arg(long, env = "RECAST_SYNTH_WIDTH", default_value_t = 1600)]
+    pub synth_width: u32,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = match cli.command {
+        Command::Demo(_) => crate::logging::QUIET_FILTER,
+        _ => crate::logging::DEFAULT_FILTER,
+    };
+    crate::logging::init(cli.log_format, filter);
+    recast_worker::set_log_ids_in_clear(cli.log_ids_in_clear);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime starts");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Seed(a) => crate::seed::run(a).await,
+            Command::Launch(a) => crate::launch::run(a).await,
+            Command::Work(a) => crate::work::run(a).await,
+            Command::Status(a) => crate::status::run(a).await,
+            Command::Demo(a) => crate::demo::run(a).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => {
+            eprintln!("recast: error: {e:#}");
+            ExitCode::from(exit::FAILED)
+        }
+    }
+}

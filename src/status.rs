@@ -1,0 +1,110 @@
+//! `recast status`: where a run stands, from what the catalog recorded.
+
+use anyhow::Context;
+use recast_catalog::RunStatus;
+use recast_core::PhotoState;
+use serde_json::json;
+
+use crate::cli::StatusArgs;
+
+pub async fn run(a: StatusArgs) -> anyhow::Result<()> {
+    let catalog = recast_catalog::open(&a.db.db).await.context("failed to open the catalog")?;
+    let run = catalog.run(a.run.as_deref()).await?;
+    let status = catalog.status(&run).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&to_json(&status))?);
+    } else {
+        print!("{}", render(&status));
+    }
+    Ok(())
+}
+
+pub fn to_json(s: &RunStatus) -> serde_json::Value {
+    let (objects_before, bytes_before) = s.before();
+    let (objects_after, bytes_after) = s.after();
+    json!({
+        "status": s,
+        "photos_total": s.photos_total(),
+        "complete": s.is_complete(),
+        "objects_before": objects_before,
+        "objects_after": objects_after,
+        "bytes_before": bytes_before,
+        "bytes_after": bytes_after,
+        "reduction_percent": reduction(bytes_before, bytes_after),
+    })
+}
+
+fn reduction(before: u64, after: u64) -> f64 {
+    if before == 0 {
+        0.0
+    } else {
+        100.0 * (before as f64 - after as f64) / before as f64
+    }
+}
+
+pub fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+fn per(n: u64, d: u64) -> String {
+    if d == 0 {
+        "-".into()
+    } else {
+        format!("{:.2}", n as f64 / d as f64)
+    }
+}
+
+pub fn render(s: &RunStatus) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let (objects_before, bytes_before) = s.before();
+    let (objects_after, bytes_after) = s.after();
+    let photos = s.photos_total();
+    let _ = writeln!(out, "run {:?} (originals: {}){}", s.run, s.originals, if s.is_complete() { " — complete" } else { "" });
+    let _ = writeln!(
+        out,
+        "couples   {} total, {} enqueued{}, {} complete",
+        s.couples_total,
+        s.couples_enqueued,
+        if s.producer_finished { "" } else { " (launch not finished)" },
+        s.couples_complete
+    );
+    let states = [
+        PhotoState::Pending,
+        PhotoState::Switched,
+        PhotoState::ThumbsGone,
+        PhotoState::Done,
+        PhotoState::Failed,
+    ];
+    let by_state: Vec<String> = states.iter().map(|st| format!("{} {}", st, s.photos_in(*st))).collect();
+    let _ = writeln!(out, "photos    {photos} total: {}", by_state.join(", "));
+    let _ = writeln!(out, "objects   {objects_before} before -> {objects_after} now");
+    let _ = writeln!(
+        out,
+        "bytes     {} before -> {} now ({:.1}% less)",
+        mb(bytes_before),
+        mb(bytes_after),
+        reduction(bytes_before, bytes_after)
+    );
+    if !s.failures.is_empty() {
+        let f: Vec<String> = s.failures.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        let _ = writeln!(out, "failures  {}", f.join(", "));
+    }
+    let r = &s.requests;
+    let _ = writeln!(
+        out,
+        "requests  S3: {} GET, {} PUT, {} DeleteObjects ({} keys); SQS: {}; DB statements: {}",
+        r.s3_get, r.s3_put, r.s3_delete_requests, r.s3_deleted_objects, r.sqs_requests, r.db_statements
+    );
+    let done = s.photos_in(PhotoState::Done) + s.photos_in(PhotoState::Failed);
+    let _ = writeln!(
+        out,
+        "per photo S3 {} | SQS per couple {} | DB {} (over {} finished photos, {} job attempts)",
+        per(r.s3_get + r.s3_put + r.s3_delete_requests, done),
+        per(r.sqs_requests, s.couples_complete),
+        per(r.db_statements, done),
+        done,
+        s.attempts
+    );
+    out
+}
