@@ -211,8 +211,9 @@ impl Catalog for SqliteCatalog {
         sqlx::query(
             "INSERT INTO producer_checkpoints (run_id, last_couple_id, enqueued, updated_at) VALUES (?, ?, ?, ?)
              ON CONFLICT (run_id) DO UPDATE SET
+               enqueued = CASE WHEN excluded.last_couple_id > last_couple_id
+                               THEN enqueued + excluded.enqueued ELSE enqueued END,
                last_couple_id = max(last_couple_id, excluded.last_couple_id),
-               enqueued = enqueued + excluded.enqueued,
                updated_at = excluded.updated_at",
         )
         .bind(run.id.0)

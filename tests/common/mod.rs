@@ -1,0 +1,86 @@
+//! Shared set-up of the end-to-end tests: they drive the real `recast` binary against the
+//! embedded backends in a temporary directory.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_recast");
+
+/// ../shared/photos beside the repository, or RECAST_TEST_PHOTOS.
+pub fn shared_photos() -> PathBuf {
+    let dir = std::env::var_os("RECAST_TEST_PHOTOS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/photos"));
+    assert!(dir.is_dir(), "test photos folder {} is missing (set RECAST_TEST_PHOTOS)", dir.display());
+    dir
+}
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env { dir: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn db(&self) -> String {
+        format!("sqlite://{}", self.path("catalog.db").display())
+    }
+
+    pub fn store(&self) -> String {
+        format!("file://{}", self.path("store").display())
+    }
+
+    pub fn store_dir(&self) -> PathBuf {
+        self.path("store")
+    }
+
+    /// The queue URL; a high maximum receives, so that repeated kills do not dead-letter jobs.
+    pub fn queue(&self) -> String {
+        format!("sqlite://{}?max_receives=1000", self.path("queue.db").display())
+    }
+
+    /// A folder with the shared photos plus one corrupt file, for `seed --photos`.
+    pub fn photos_with_corrupt(&self) -> PathBuf {
+        let dir = self.path("photos");
+        std::fs::create_dir_all(&dir).unwrap();
+        for entry in std::fs::read_dir(shared_photos()).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_name().to_string_lossy().ends_with(".jpg") {
+                std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+            }
+        }
+        std::fs::write(dir.join("zz-corrupt.jpg"), b"this file is not a JPEG, only its name says so").unwrap();
+        dir
+    }
+
+    pub fn recast(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args).env("RUST_LOG", "warn").env_remove("RECAST_DB");
+        c
+    }
+
+    /// Runs `recast` to its end and insists it succeeded.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.recast(args).output().unwrap();
+        assert_success(&out, args);
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+pub fn assert_success(out: &Output, args: &[&str]) {
+    assert!(
+        out.status.success(),
+        "recast {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
