@@ -16,12 +16,21 @@ pub mod exit {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "recast", version, about = "Idempotent bulk migration of photo stores to WebP")]
+#[command(
+    name = "recast",
+    version,
+    about = "Idempotent bulk migration of photo stores to WebP"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// Log format on stderr.
-    #[arg(long, global = true, env = "RECAST_LOG_FORMAT", default_value = "human")]
+    #[arg(
+        long,
+        global = true,
+        env = "RECAST_LOG_FORMAT",
+        default_value = "human"
+    )]
     pub log_format: LogFormat,
     /// Show couple and photo ids in logs in clear (default: salted hashes; salt from RECAST_LOG_SALT).
     #[arg(long, global = true, env = "RECAST_LOG_IDS_IN_CLEAR")]
@@ -98,7 +107,8 @@ pub struct LaunchArgs {
 }
 
 fn parse_originals(s: &str) -> Result<OriginalsPolicy, String> {
-    s.parse().map_err(|e: recast_core::SettingsError| e.to_string())
+    s.parse()
+        .map_err(|e: recast_core::SettingsError| e.to_string())
 }
 
 #[derive(Debug, Args)]

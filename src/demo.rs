@@ -23,7 +23,8 @@ use crate::status::mb;
 const BAR_REFRESH: Duration = Duration::from_millis(100);
 
 pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&a.dir).with_context(|| format!("failed to create {}", a.dir.display()))?;
+    std::fs::create_dir_all(&a.dir)
+        .with_context(|| format!("failed to create {}", a.dir.display()))?;
     let dir = a.dir.canonicalize()?;
     clear_previous_demo(&dir)?;
     let db_url = format!("sqlite://{}", dir.join("catalog.db").display());
@@ -45,7 +46,11 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
         .progress_chars("=> ");
 
     // 1. Seed.
-    let seed_bar = bars.add(ProgressBar::new(0).with_style(style.clone()).with_prefix("seed"));
+    let seed_bar = bars.add(
+        ProgressBar::new(0)
+            .with_style(style.clone())
+            .with_prefix("seed"),
+    );
     let plan = SeedPlan {
         photos: a.photos.clone(),
         couples: a.couples,
@@ -53,23 +58,50 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
         thumbs: a.thumbs,
         synth_width: a.synth_width,
     };
-    let seeded = seed(&plan, catalog.as_ref(), store.clone(), &cpu, Some(&seed_bar)).await?;
-    seed_bar.finish_with_message(format!("couples, {} photos, {} thumbnails", seeded.photos, seeded.thumbnails));
+    let seeded = seed(
+        &plan,
+        catalog.as_ref(),
+        store.clone(),
+        &cpu,
+        Some(&seed_bar),
+    )
+    .await?;
+    seed_bar.finish_with_message(format!(
+        "couples, {} photos, {} thumbnails",
+        seeded.photos, seeded.thumbnails
+    ));
 
     // 2. The codec-only ceiling: decode+encode of the same photos on all cores, nothing else.
-    let sample = sample_originals(catalog.as_ref(), store.as_ref(), (seeded.sources * 2).max(8)).await?;
+    let sample = sample_originals(
+        catalog.as_ref(),
+        store.as_ref(),
+        (seeded.sources * 2).max(8),
+    )
+    .await?;
     let ceiling_bar = bars.add(ProgressBar::new_spinner().with_prefix("ceiling"));
-    ceiling_bar.set_message(format!("codec only: {} photos on {} threads", sample.len(), cpu.threads()));
+    ceiling_bar.set_message(format!(
+        "codec only: {} photos on {} threads",
+        sample.len(),
+        cpu.threads()
+    ));
     ceiling_bar.enable_steady_tick(BAR_REFRESH);
     let ceiling = codec_ceiling(&cpu, &sample, &settings).await;
-    ceiling_bar.finish_with_message(format!("codec only: {ceiling:.2} photos/s on {} threads", cpu.threads()));
+    ceiling_bar.finish_with_message(format!(
+        "codec only: {ceiling:.2} photos/s on {} threads",
+        cpu.threads()
+    ));
 
     // 3. Launch.
-    let (run, launched) = crate::launch::launch(catalog.as_ref(), queue.as_ref(), "demo", &settings).await?;
+    let (run, launched) =
+        crate::launch::launch(catalog.as_ref(), queue.as_ref(), "demo", &settings).await?;
 
     // 4. Work.
     let progress = Arc::new(Progress::default());
-    let work_bar = bars.add(ProgressBar::new(seeded.photos).with_style(style).with_prefix("migrate"));
+    let work_bar = bars.add(
+        ProgressBar::new(seeded.photos)
+            .with_style(style)
+            .with_prefix("migrate"),
+    );
     let started = Instant::now();
     let stop = CancellationToken::new();
     let workers: Vec<_> = (0..a.workers.max(1))
@@ -80,7 +112,14 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
                 exit_when_idle: true,
                 ..WorkerConfig::default()
             };
-            let w = Worker::new(config, catalog.clone(), store.clone(), queue.clone(), cpu.clone(), progress.clone());
+            let w = Worker::new(
+                config,
+                catalog.clone(),
+                store.clone(),
+                queue.clone(),
+                cpu.clone(),
+                progress.clone(),
+            );
             let stop = stop.clone();
             tokio::spawn(async move { w.run(stop).await })
         })
@@ -102,7 +141,9 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
         }
     }
     let elapsed = started.elapsed();
-    work_bar.set_position(Progress::get(&progress.photos_converted) + Progress::get(&progress.photos_failed));
+    work_bar.set_position(
+        Progress::get(&progress.photos_converted) + Progress::get(&progress.photos_failed),
+    );
     work_bar.finish();
 
     // 5. Summary.
@@ -113,13 +154,30 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
     let rate = finished as f64 / elapsed.as_secs_f64();
     let reduction = 100.0 * (bytes_before as f64 - bytes_after as f64) / bytes_before.max(1) as f64;
     println!();
-    println!("recast demo — {} couples, {} photos, {} workers, originals {}", launched.enqueued_total, status.photos_total(), a.workers, run.settings.originals);
+    println!(
+        "recast demo — {} couples, {} photos, {} workers, originals {}",
+        launched.enqueued_total,
+        status.photos_total(),
+        a.workers,
+        run.settings.originals
+    );
     println!("  objects       {objects_before:>12} before  {objects_after:>12} after");
-    println!("  bytes         {:>12} before  {:>12} after   ({reduction:.1}% less)", mb(bytes_before), mb(bytes_after));
-    println!("  failed photos {:>12}{}", status.photos_in(PhotoState::Failed), failure_list(&status));
+    println!(
+        "  bytes         {:>12} before  {:>12} after   ({reduction:.1}% less)",
+        mb(bytes_before),
+        mb(bytes_after)
+    );
+    println!(
+        "  failed photos {:>12}{}",
+        status.photos_in(PhotoState::Failed),
+        failure_list(&status)
+    );
     println!("  elapsed       {:>11.1}s", elapsed.as_secs_f64());
     println!("  end-to-end    {rate:>12.2} photos/s");
-    println!("  codec ceiling {ceiling:>12.2} photos/s  (decode+encode only, {} threads, same photos)", cpu.threads());
+    println!(
+        "  codec ceiling {ceiling:>12.2} photos/s  (decode+encode only, {} threads, same photos)",
+        cpu.threads()
+    );
     println!("  ratio         {:>12.2}  of the ceiling", rate / ceiling);
     println!("  files in      {}", dir.display());
     if !status.is_complete() {
@@ -132,13 +190,24 @@ fn failure_list(s: &recast_catalog::RunStatus) -> String {
     if s.failures.is_empty() {
         return String::new();
     }
-    let list: Vec<String> = s.failures.iter().map(|(r, n)| format!("{r}: {n}")).collect();
+    let list: Vec<String> = s
+        .failures
+        .iter()
+        .map(|(r, n)| format!("{r}: {n}"))
+        .collect();
     format!("  ({})", list.join(", "))
 }
 
 /// Removes the files an earlier demo left in `dir` (and nothing else).
 fn clear_previous_demo(dir: &Path) -> anyhow::Result<()> {
-    for name in ["catalog.db", "catalog.db-wal", "catalog.db-shm", "queue.db", "queue.db-wal", "queue.db-shm"] {
+    for name in [
+        "catalog.db",
+        "catalog.db-wal",
+        "catalog.db-shm",
+        "queue.db",
+        "queue.db-wal",
+        "queue.db-shm",
+    ] {
         match std::fs::remove_file(dir.join(name)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
             _ => {}
@@ -152,7 +221,11 @@ fn clear_previous_demo(dir: &Path) -> anyhow::Result<()> {
 
 /// The originals of the first `n` photos in catalog order (the seed cycles through its sources in
 /// that order, so the sample holds each source equally often).
-async fn sample_originals(catalog: &dyn Catalog, store: &dyn ObjectStore, n: u64) -> anyhow::Result<Vec<Bytes>> {
+async fn sample_originals(
+    catalog: &dyn Catalog,
+    store: &dyn ObjectStore,
+    n: u64,
+) -> anyhow::Result<Vec<Bytes>> {
     let tally = Tally::default();
     let mut keys = Vec::new();
     let mut after = None;
@@ -160,7 +233,10 @@ async fn sample_originals(catalog: &dyn Catalog, store: &dyn ObjectStore, n: u64
         let page = catalog.couples_after(after, 100, &tally).await?;
         let Some(last) = page.last() else { break };
         after = Some(last.couple);
-        keys.extend(page.into_iter().flat_map(|j| j.photos.into_iter().map(|p| p.key)));
+        keys.extend(
+            page.into_iter()
+                .flat_map(|j| j.photos.into_iter().map(|p| p.key)),
+        );
     }
     keys.truncate(n as usize);
     let mut out = Vec::with_capacity(keys.len());
@@ -178,7 +254,9 @@ pub async fn codec_ceiling(cpu: &CpuPool, sample: &[Bytes], settings: &RunSettin
         ..EncodeOptions::default()
     };
     let started = Instant::now();
-    let jobs = sample.iter().cloned().map(|bytes| cpu.run(move || recast_codec::transcode(&bytes, &options).map(|t| t.webp.len())));
+    let jobs = sample.iter().cloned().map(|bytes| {
+        cpu.run(move || recast_codec::transcode(&bytes, &options).map(|t| t.webp.len()))
+    });
     futures::future::join_all(jobs).await;
     sample.len() as f64 / started.elapsed().as_secs_f64()
 }

@@ -23,8 +23,12 @@ pub struct LaunchReport {
 }
 
 pub async fn run(a: LaunchArgs) -> anyhow::Result<()> {
-    let catalog = recast_catalog::open(&a.db.db).await.context("failed to open the catalog")?;
-    let queue = recast_queue::open(&a.queue).await.context("failed to open the queue")?;
+    let catalog = recast_catalog::open(&a.db.db)
+        .await
+        .context("failed to open the catalog")?;
+    let queue = recast_queue::open(&a.queue)
+        .await
+        .context("failed to open the queue")?;
     let settings = RunSettings {
         quality: a.quality,
         method: a.method,
@@ -84,14 +88,23 @@ pub async fn launch(
         ..LaunchReport::default()
     };
     loop {
-        let page = catalog.couples_after(checkpoint.last_couple, PAGE, &tally).await?;
-        let Some(last) = page.last().map(|j| j.couple) else { break };
+        let page = catalog
+            .couples_after(checkpoint.last_couple, PAGE, &tally)
+            .await?;
+        let Some(last) = page.last().map(|j| j.couple) else {
+            break;
+        };
         for batch in page.chunks(MAX_BATCH) {
-            let messages: Vec<OutgoingMessage> =
-                batch.iter().filter(|j| !j.photos.is_empty()).map(|j| message(&run, j)).collect();
+            let messages: Vec<OutgoingMessage> = batch
+                .iter()
+                .filter(|j| !j.photos.is_empty())
+                .map(|j| message(&run, j))
+                .collect();
             send_all(queue, &messages, &tally).await?;
             let batch_last = batch.last().expect("chunks are not empty").couple;
-            catalog.save_checkpoint(&run, batch_last, messages.len() as u64, &tally).await?;
+            catalog
+                .save_checkpoint(&run, batch_last, messages.len() as u64, &tally)
+                .await?;
             report.enqueued_now += messages.len() as u64;
         }
         checkpoint.last_couple = Some(last);
@@ -113,7 +126,11 @@ pub async fn launch(
 }
 
 /// Sends a batch, re-sending the entries that failed, with backoff.
-async fn send_all(queue: &dyn JobQueue, messages: &[OutgoingMessage], tally: &Tally) -> anyhow::Result<()> {
+async fn send_all(
+    queue: &dyn JobQueue,
+    messages: &[OutgoingMessage],
+    tally: &Tally,
+) -> anyhow::Result<()> {
     let mut pending: Vec<OutgoingMessage> = messages.to_vec();
     for attempt in 1..=SEND_TRIES {
         if pending.is_empty() {
@@ -132,14 +149,19 @@ async fn send_all(queue: &dyn JobQueue, messages: &[OutgoingMessage], tally: &Ta
         pending = pending
             .into_iter()
             .zip(outcome)
-            .filter_map(|(m, r)| r.err().map(|e| {
+            .filter_map(|(m, r)| {
+                r.err().map(|e| {
                 tracing::warn!(error = %e, dedup_id = %m.dedup_id, "message not sent; retrying");
                 m
-            }))
+            })
+            })
             .collect();
     }
     if !pending.is_empty() {
-        bail!("{} messages could not be sent after {SEND_TRIES} tries; re-run launch to resume", pending.len());
+        bail!(
+            "{} messages could not be sent after {SEND_TRIES} tries; re-run launch to resume",
+            pending.len()
+        );
     }
     Ok(())
 }

@@ -53,7 +53,9 @@ pub struct SeedReport {
 }
 
 pub async fn run(a: SeedArgs) -> anyhow::Result<()> {
-    let catalog = recast_catalog::open(&a.db.db).await.context("failed to open the catalog")?;
+    let catalog = recast_catalog::open(&a.db.db)
+        .await
+        .context("failed to open the catalog")?;
     let store = recast_store::open(&a.store).context("failed to open the store")?;
     let plan = SeedPlan {
         photos: a.photos,
@@ -70,7 +72,10 @@ pub async fn run(a: SeedArgs) -> anyhow::Result<()> {
         r.thumbnails,
         r.bytes as f64 / 1e6,
         if r.undecodable_sources > 0 {
-            format!("; {} source file(s) are not decodable and will fail to migrate", r.undecodable_sources)
+            format!(
+                "; {} source file(s) are not decodable and will fail to migrate",
+                r.undecodable_sources
+            )
         } else {
             String::new()
         }
@@ -80,12 +85,23 @@ pub async fn run(a: SeedArgs) -> anyhow::Result<()> {
 
 /// Reads (or generates) the sources and makes their thumbnails on the CPU pool.
 pub async fn load_sources(plan: &SeedPlan, cpu: &CpuPool) -> anyhow::Result<Vec<Source>> {
-    let sizes: Vec<u32> = THUMB_SIZES.iter().copied().take(plan.thumbs as usize).collect();
+    let sizes: Vec<u32> = THUMB_SIZES
+        .iter()
+        .copied()
+        .take(plan.thumbs as usize)
+        .collect();
     let raw: Vec<(String, Bytes)> = match &plan.photos {
         Some(dir) => read_dir_files(dir)?,
         None => {
             let w = plan.synth_width.max(64);
-            let jobs = (0..SYNTH_SOURCES).map(|seed| cpu.run(move || (format!("synthetic-{seed}.jpg"), Bytes::from(recast_codec::synth_photo_jpeg(seed, w, w * 3 / 4)))));
+            let jobs = (0..SYNTH_SOURCES).map(|seed| {
+                cpu.run(move || {
+                    (
+                        format!("synthetic-{seed}.jpg"),
+                        Bytes::from(recast_codec::synth_photo_jpeg(seed, w, w * 3 / 4)),
+                    )
+                })
+            });
             futures::future::join_all(jobs).await
         }
     };
@@ -98,24 +114,34 @@ pub async fn load_sources(plan: &SeedPlan, cpu: &CpuPool) -> anyhow::Result<Vec<
 
 fn read_dir_files(dir: &Path) -> anyhow::Result<Vec<(String, Bytes)>> {
     let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).with_context(|| format!("failed to read {}", dir.display()))? {
+    for entry in
+        std::fs::read_dir(dir).with_context(|| format!("failed to read {}", dir.display()))?
+    {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let lower = name.to_lowercase();
-        let is_image_name = [".jpg", ".jpeg", ".png", ".gif", ".webp"].iter().any(|e| lower.ends_with(e));
+        let is_image_name = [".jpg", ".jpeg", ".png", ".gif", ".webp"]
+            .iter()
+            .any(|e| lower.ends_with(e));
         if entry.file_type()?.is_file() && is_image_name {
             files.push((name, Bytes::from(std::fs::read(entry.path())?)));
         }
     }
     files.sort_by(|a, b| a.0.cmp(&b.0));
     if files.is_empty() {
-        bail!("{} holds no .jpg/.jpeg/.png/.gif/.webp files", dir.display());
+        bail!(
+            "{} holds no .jpg/.jpeg/.png/.gif/.webp files",
+            dir.display()
+        );
     }
     Ok(files)
 }
 
 fn make_source(name: String, bytes: Bytes, sizes: &[u32]) -> Source {
-    let extension = name.rsplit_once('.').map_or("jpg", |(_, e)| e).to_lowercase();
+    let extension = name
+        .rsplit_once('.')
+        .map_or("jpg", |(_, e)| e)
+        .to_lowercase();
     match recast_codec::decode(&bytes, recast_codec::DEFAULT_MAX_PIXELS) {
         Ok((image, info)) => Source {
             thumbnails: sizes
@@ -132,7 +158,12 @@ fn make_source(name: String, bytes: Bytes, sizes: &[u32]) -> Source {
             Source {
                 thumbnails: sizes
                     .iter()
-                    .map(|&s| (s, Bytes::from(recast_codec::placeholder_thumbnail_jpeg(s.min(160)))))
+                    .map(|&s| {
+                        (
+                            s,
+                            Bytes::from(recast_codec::placeholder_thumbnail_jpeg(s.min(160))),
+                        )
+                    })
                     .collect(),
                 dimensions: None,
                 format: "unknown".into(),
@@ -170,7 +201,9 @@ pub async fn seed(
     if let Some(bar) = bar {
         bar.set_length(u64::from(plan.couples));
     }
-    let couple_ids: Vec<CoupleId> = (1..=i64::from(plan.couples)).map(|i| CoupleId(max_couple.0 + i)).collect();
+    let couple_ids: Vec<CoupleId> = (1..=i64::from(plan.couples))
+        .map(|i| CoupleId(max_couple.0 + i))
+        .collect();
     for batch in couple_ids.chunks(COUPLES_PER_BATCH) {
         let mut couples = Vec::with_capacity(batch.len());
         let mut uploads: Vec<(String, Bytes)> = Vec::new();
@@ -189,7 +222,10 @@ pub async fn seed(
                     .map(|(size, bytes)| {
                         let key = format!("thumbs/{couple}/{id}_{size}.jpg");
                         uploads.push((key.clone(), bytes.clone()));
-                        NewThumbnail { key, bytes: bytes.len() as u64 }
+                        NewThumbnail {
+                            key,
+                            bytes: bytes.len() as u64,
+                        }
                     })
                     .collect::<Vec<_>>();
                 report.thumbnails += thumbnails.len() as u64;
@@ -211,12 +247,21 @@ pub async fn seed(
             let store = store.clone();
             async move {
                 let crc = recast_store::crc32c(&body);
-                store.put(&key, body, crc).await.with_context(|| format!("failed to put {key}"))
+                store
+                    .put(&key, body, crc)
+                    .await
+                    .with_context(|| format!("failed to put {key}"))
             }
         });
-        let results: Vec<anyhow::Result<()>> = futures::stream::iter(puts).buffer_unordered(UPLOADS_IN_FLIGHT).collect().await;
+        let results: Vec<anyhow::Result<()>> = futures::stream::iter(puts)
+            .buffer_unordered(UPLOADS_IN_FLIGHT)
+            .collect()
+            .await;
         results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
-        catalog.add_couples(&couples).await.context("failed to add couples to the catalog")?;
+        catalog
+            .add_couples(&couples)
+            .await
+            .context("failed to add couples to the catalog")?;
         report.couples += couples.len() as u64;
         if let Some(bar) = bar {
             bar.inc(couples.len() as u64);

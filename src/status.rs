@@ -8,7 +8,9 @@ use serde_json::json;
 use crate::cli::StatusArgs;
 
 pub async fn run(a: StatusArgs) -> anyhow::Result<()> {
-    let catalog = recast_catalog::open(&a.db.db).await.context("failed to open the catalog")?;
+    let catalog = recast_catalog::open(&a.db.db)
+        .await
+        .context("failed to open the catalog")?;
     let run = catalog.run(a.run.as_deref()).await?;
     let status = catalog.status(&run).await?;
     if a.json {
@@ -60,13 +62,23 @@ pub fn render(s: &RunStatus) -> String {
     let (objects_before, bytes_before) = s.before();
     let (objects_after, bytes_after) = s.after();
     let photos = s.photos_total();
-    let _ = writeln!(out, "run {:?} (originals: {}){}", s.run, s.originals, if s.is_complete() { " — complete" } else { "" });
+    let _ = writeln!(
+        out,
+        "run {:?} (originals: {}){}",
+        s.run,
+        s.originals,
+        if s.is_complete() { " — complete" } else { "" }
+    );
     let _ = writeln!(
         out,
         "couples   {} total, {} enqueued{}, {} complete",
         s.couples_total,
         s.couples_enqueued,
-        if s.producer_finished { "" } else { " (launch not finished)" },
+        if s.producer_finished {
+            ""
+        } else {
+            " (launch not finished)"
+        },
         s.couples_complete
     );
     let states = [
@@ -76,9 +88,15 @@ pub fn render(s: &RunStatus) -> String {
         PhotoState::Done,
         PhotoState::Failed,
     ];
-    let by_state: Vec<String> = states.iter().map(|st| format!("{} {}", st, s.photos_in(*st))).collect();
+    let by_state: Vec<String> = states
+        .iter()
+        .map(|st| format!("{} {}", st, s.photos_in(*st)))
+        .collect();
     let _ = writeln!(out, "photos    {photos} total: {}", by_state.join(", "));
-    let _ = writeln!(out, "objects   {objects_before} before -> {objects_after} now");
+    let _ = writeln!(
+        out,
+        "objects   {objects_before} before -> {objects_after} now"
+    );
     let _ = writeln!(
         out,
         "bytes     {} before -> {} now ({:.1}% less)",
@@ -94,7 +112,12 @@ pub fn render(s: &RunStatus) -> String {
     let _ = writeln!(
         out,
         "requests  S3: {} GET, {} PUT, {} DeleteObjects ({} keys); SQS: {}; DB statements: {}",
-        r.s3_get, r.s3_put, r.s3_delete_requests, r.s3_deleted_objects, r.sqs_requests, r.db_statements
+        r.s3_get,
+        r.s3_put,
+        r.s3_delete_requests,
+        r.s3_deleted_objects,
+        r.sqs_requests,
+        r.db_statements
     );
     let done = s.photos_in(PhotoState::Done) + s.photos_in(PhotoState::Failed);
     let _ = writeln!(

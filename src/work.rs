@@ -23,13 +23,27 @@ pub fn worker_config(name: String, t: &WorkTuning, exit_when_idle: bool) -> Work
 }
 
 pub async fn run(a: WorkArgs) -> anyhow::Result<()> {
-    let catalog = recast_catalog::open(&a.db.db).await.context("failed to open the catalog")?;
+    let catalog = recast_catalog::open(&a.db.db)
+        .await
+        .context("failed to open the catalog")?;
     let store = recast_store::open(&a.store).context("failed to open the store")?;
-    let queue = recast_queue::open(&a.queue).await.context("failed to open the queue")?;
-    let cpu = a.tuning.cpu_threads.map_or_else(CpuPool::per_core, CpuPool::new);
+    let queue = recast_queue::open(&a.queue)
+        .await
+        .context("failed to open the queue")?;
+    let cpu = a
+        .tuning
+        .cpu_threads
+        .map_or_else(CpuPool::per_core, CpuPool::new);
     let name = a.worker_name.unwrap_or_else(default_worker_name);
     let config = worker_config(name, &a.tuning, a.exit_when_idle);
-    let worker = Worker::new(config, catalog, store, queue, cpu, Arc::new(Progress::default()));
+    let worker = Worker::new(
+        config,
+        catalog,
+        store,
+        queue,
+        cpu,
+        Arc::new(Progress::default()),
+    );
     let stop = CancellationToken::new();
     tokio::spawn(stop_on_signal(stop.clone()));
     let summary = worker.run(stop).await;
@@ -41,8 +55,14 @@ pub async fn run(a: WorkArgs) -> anyhow::Result<()> {
 }
 
 fn default_worker_name() -> String {
-    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
-    format!("{}-{}", if host.is_empty() { "host" } else { &host }, std::process::id())
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    format!(
+        "{}-{}",
+        if host.is_empty() { "host" } else { &host },
+        std::process::id()
+    )
 }
 
 /// SIGTERM or SIGINT: stop receiving and finish the jobs in hand.

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use common::{assert_success, Env};
 use recast_core::JobMessage;
-use recast_queue::JobQueue;
 
 /// A folder with one small JPEG, for seeds where the photos themselves do not matter.
 fn tiny_photos(env: &Env) -> String {
@@ -25,7 +24,21 @@ async fn a_killed_launch_resumes_and_never_enqueues_a_couple_twice() {
     let env = Env::new();
     let (db, queue) = (env.db(), env.queue());
     let photos = tiny_photos(&env);
-    env.ok(&["seed", "--db", &db, "--store", &env.store(), "--photos", &photos, "--couples", &COUPLES.to_string(), "--max-photos", "2", "--thumbs", "1"]);
+    env.ok(&[
+        "seed",
+        "--db",
+        &db,
+        "--store",
+        &env.store(),
+        "--photos",
+        &photos,
+        "--couples",
+        &COUPLES.to_string(),
+        "--max-photos",
+        "2",
+        "--thumbs",
+        "1",
+    ]);
     let launch = ["launch", "--db", &db, "--queue", &queue, "--run", "r1"];
     let catalog = recast_catalog::open(&db).await.unwrap();
     // Kill launches at random moments until some were killed half-way through.
@@ -35,7 +48,9 @@ async fn a_killed_launch_resumes_and_never_enqueues_a_couple_twice() {
         std::thread::sleep(Duration::from_millis(fastrand::u64(30..150)));
         child.kill().unwrap();
         child.wait().unwrap();
-        let Ok(run) = catalog.run(Some("r1")).await else { continue };
+        let Ok(run) = catalog.run(Some("r1")).await else {
+            continue;
+        };
         let enqueued = catalog.checkpoint(&run).await.unwrap().enqueued;
         if enqueued as usize == COUPLES {
             break;
@@ -47,7 +62,10 @@ async fn a_killed_launch_resumes_and_never_enqueues_a_couple_twice() {
             break;
         }
     }
-    assert!(halfway >= 1, "no launch was killed half-way; the test proves nothing");
+    assert!(
+        halfway >= 1,
+        "no launch was killed half-way; the test proves nothing"
+    );
     let out = env.ok(&launch);
     assert!(out.contains("resumed"), "{out}");
     assert!(out.contains(&format!("{COUPLES} in all")), "{out}");
@@ -58,7 +76,10 @@ async fn a_killed_launch_resumes_and_never_enqueues_a_couple_twice() {
     let mut seen = HashSet::new();
     let mut total = 0;
     loop {
-        let got = q.receive(10, Duration::from_secs(600), Duration::ZERO).await.unwrap();
+        let got = q
+            .receive(10, Duration::from_secs(600), Duration::ZERO)
+            .await
+            .unwrap();
         if got.is_empty() {
             break;
         }
@@ -70,7 +91,11 @@ async fn a_killed_launch_resumes_and_never_enqueues_a_couple_twice() {
             total += 1;
         }
     }
-    assert_eq!((total, seen.len()), (COUPLES, COUPLES), "couples enqueued twice or missing");
+    assert_eq!(
+        (total, seen.len()),
+        (COUPLES, COUPLES),
+        "couples enqueued twice or missing"
+    );
 }
 
 #[test]
@@ -78,18 +103,55 @@ fn status_reports_a_finished_run_in_text_and_json() {
     let env = Env::new();
     let (db, store, queue) = (env.db(), env.store(), env.queue());
     let photos = tiny_photos(&env);
-    env.ok(&["seed", "--db", &db, "--store", &store, "--photos", &photos, "--couples", "4", "--max-photos", "2"]);
-    env.ok(&["launch", "--db", &db, "--queue", &queue, "--originals", "delete", "--quality", "70"]);
-    let out = env.ok(&["work", "--db", &db, "--store", &store, "--queue", &queue, "--exit-when-idle", "--poll-wait", "100ms"]);
+    env.ok(&[
+        "seed",
+        "--db",
+        &db,
+        "--store",
+        &store,
+        "--photos",
+        &photos,
+        "--couples",
+        "4",
+        "--max-photos",
+        "2",
+    ]);
+    env.ok(&[
+        "launch",
+        "--db",
+        &db,
+        "--queue",
+        &queue,
+        "--originals",
+        "delete",
+        "--quality",
+        "70",
+    ]);
+    let out = env.ok(&[
+        "work",
+        "--db",
+        &db,
+        "--store",
+        &store,
+        "--queue",
+        &queue,
+        "--exit-when-idle",
+        "--poll-wait",
+        "100ms",
+    ]);
     assert!(out.contains("4 jobs completed"), "{out}");
     let text = env.ok(&["status", "--db", &db]);
     assert!(text.contains("complete"), "{text}");
     assert!(text.contains("originals: delete"), "{text}");
-    let json: serde_json::Value = serde_json::from_str(&env.ok(&["status", "--db", &db, "--json"])).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&env.ok(&["status", "--db", &db, "--json"])).unwrap();
     assert_eq!(json["complete"], true);
     let photos = json["photos_total"].as_u64().unwrap();
     assert!(photos >= 4);
-    assert_eq!(json["status"]["by_state"]["done"]["photos"].as_u64(), Some(photos));
+    assert_eq!(
+        json["status"]["by_state"]["done"]["photos"].as_u64(),
+        Some(photos)
+    );
     // Under delete only the WebPs are left: one object per photo.
     assert_eq!(json["objects_after"].as_u64(), Some(photos));
     assert_eq!(json["status"]["requests"]["s3_get"].as_u64(), Some(photos));
@@ -123,14 +185,45 @@ fn flags_read_from_the_environment_and_bad_input_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("does not exist"), "{err}");
 
-    let out = env.recast(&["launch", "--db", &env.db(), "--queue", "carrier-pigeon://x"]).output().unwrap();
+    let out = env
+        .recast(&["launch", "--db", &env.db(), "--queue", "carrier-pigeon://x"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad queue URL"));
 
-    let out = env.recast(&["launch", "--db", &env.db(), "--queue", &env.queue(), "--originals", "shred"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "a bad flag value is a usage error");
+    let out = env
+        .recast(&[
+            "launch",
+            "--db",
+            &env.db(),
+            "--queue",
+            &env.queue(),
+            "--originals",
+            "shred",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a bad flag value is a usage error"
+    );
 
-    let out = env.recast(&["seed", "--db", &env.db(), "--store", &env.store(), "--photos", "/nonexistent", "--couples", "1"]).output().unwrap();
+    let out = env
+        .recast(&[
+            "seed",
+            "--db",
+            &env.db(),
+            "--store",
+            &env.store(),
+            "--photos",
+            "/nonexistent",
+            "--couples",
+            "1",
+        ])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent"));
 }
@@ -140,17 +233,46 @@ fn demo_runs_end_to_end_and_prints_its_table() {
     let env = Env::new();
     let dir = env.path("demo");
     let out = env
-        .recast(&["demo", "--dir", dir.to_str().unwrap(), "--couples", "4", "--max-photos", "2", "--synth-width", "320"])
+        .recast(&[
+            "demo",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--couples",
+            "4",
+            "--max-photos",
+            "2",
+            "--synth-width",
+            "320",
+        ])
         .output()
         .unwrap();
     assert_success(&out, &["demo"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    for line in ["objects", "bytes", "failed photos", "elapsed", "end-to-end", "codec ceiling", "ratio"] {
+    for line in [
+        "objects",
+        "bytes",
+        "failed photos",
+        "elapsed",
+        "end-to-end",
+        "codec ceiling",
+        "ratio",
+    ] {
         assert!(text.contains(line), "no {line:?} in:\n{text}");
     }
     assert!(text.contains("failed photos            0"), "{text}");
     // Running it again starts afresh in the same folder.
-    let again = env.recast(&["demo", "--dir", dir.to_str().unwrap(), "--couples", "2", "--synth-width", "320"]).output().unwrap();
+    let again = env
+        .recast(&[
+            "demo",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--couples",
+            "2",
+            "--synth-width",
+            "320",
+        ])
+        .output()
+        .unwrap();
     assert_success(&again, &["demo again"]);
     assert!(String::from_utf8_lossy(&again.stdout).contains("2 couples"));
 }

@@ -13,7 +13,11 @@ pub fn shared_photos() -> PathBuf {
     let dir = std::env::var_os("RECAST_TEST_PHOTOS")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/photos"));
-    assert!(dir.is_dir(), "test photos folder {} is missing (set RECAST_TEST_PHOTOS)", dir.display());
+    assert!(
+        dir.is_dir(),
+        "test photos folder {} is missing (set RECAST_TEST_PHOTOS)",
+        dir.display()
+    );
     dir
 }
 
@@ -23,7 +27,9 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Env {
-        Env { dir: tempfile::tempdir().unwrap() }
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -44,7 +50,10 @@ impl Env {
 
     /// The queue URL; a high maximum receives, so that repeated kills do not dead-letter jobs.
     pub fn queue(&self) -> String {
-        format!("sqlite://{}?max_receives=1000", self.path("queue.db").display())
+        format!(
+            "sqlite://{}?max_receives=1000",
+            self.path("queue.db").display()
+        )
     }
 
     /// A folder with the shared photos plus one corrupt file, for `seed --photos`.
@@ -57,7 +66,11 @@ impl Env {
                 std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
             }
         }
-        std::fs::write(dir.join("zz-corrupt.jpg"), b"this file is not a JPEG, only its name says so").unwrap();
+        std::fs::write(
+            dir.join("zz-corrupt.jpg"),
+            b"this file is not a JPEG, only its name says so",
+        )
+        .unwrap();
         dir
     }
 

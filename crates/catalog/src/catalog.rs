@@ -4,7 +4,10 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 use recast_core::{CoupleId, JobPhoto, PhotoId, PhotoState, RunSettings, Tally};
 
-use crate::{Checkpoint, CatalogError, CoupleJob, JobAttempt, NewCouple, ProgressRow, ProgressUpdate, Run, RunStatus};
+use crate::{
+    CatalogError, Checkpoint, CoupleJob, JobAttempt, NewCouple, ProgressRow, ProgressUpdate, Run,
+    RunStatus,
+};
 
 /// The catalog and the progress ledger.
 ///
@@ -25,7 +28,11 @@ pub trait Catalog: Send + Sync + Debug {
     async fn max_ids(&self) -> Result<(CoupleId, PhotoId), CatalogError>;
 
     /// Creates the run with these settings, or returns it as stored if it exists.
-    async fn ensure_run(&self, name: &str, settings: &RunSettings) -> Result<(Run, bool), CatalogError>;
+    async fn ensure_run(
+        &self,
+        name: &str,
+        settings: &RunSettings,
+    ) -> Result<(Run, bool), CatalogError>;
 
     /// The run of that name, or the most recent run when `name` is `None`.
     async fn run(&self, name: Option<&str>) -> Result<Run, CatalogError>;
@@ -54,7 +61,11 @@ pub trait Catalog: Send + Sync + Debug {
     ) -> Result<Vec<CoupleJob>, CatalogError>;
 
     /// The photos of one couple with their thumbnail keys (one statement).
-    async fn couple_photos(&self, couple: CoupleId, tally: &Tally) -> Result<Vec<JobPhoto>, CatalogError>;
+    async fn couple_photos(
+        &self,
+        couple: CoupleId,
+        tally: &Tally,
+    ) -> Result<Vec<JobPhoto>, CatalogError>;
 
     /// What the run has recorded for a couple's photos; a photo absent from the map is pending.
     async fn progress(
@@ -84,7 +95,8 @@ pub trait Catalog: Send + Sync + Debug {
     ) -> Result<(), CatalogError>;
 
     /// Appends a job attempt with its request counts (its own statement counted in).
-    async fn record_attempt(&self, attempt: &JobAttempt, tally: &Tally) -> Result<(), CatalogError>;
+    async fn record_attempt(&self, attempt: &JobAttempt, tally: &Tally)
+        -> Result<(), CatalogError>;
 
     /// Totals of a run for `status` and `demo`.
     async fn status(&self, run: &Run) -> Result<RunStatus, CatalogError>;

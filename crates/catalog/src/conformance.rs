@@ -1,7 +1,10 @@
 //! The behaviour every [`Catalog`] backend must show, written once and run against each.
 //! `run_all` expects a fresh, empty catalog.
 
-use recast_core::{CoupleId, FailureReason, OriginalsPolicy, PhotoId, PhotoState, RunSettings, Tally, TallySnapshot};
+use recast_core::{
+    CoupleId, FailureReason, OriginalsPolicy, PhotoId, PhotoState, RunSettings, Tally,
+    TallySnapshot,
+};
 
 use crate::{Catalog, JobAttempt, NewCouple, NewPhoto, NewThumbnail, ProgressUpdate, WebpRecord};
 
@@ -23,14 +26,27 @@ fn sample() -> Vec<NewCouple> {
             .collect(),
     };
     vec![
-        NewCouple { id: CoupleId(1), photos: (1..=3).map(|i| photo(1, i)).collect() },
-        NewCouple { id: CoupleId(2), photos: vec![] },
-        NewCouple { id: CoupleId(3), photos: vec![photo(3, 4)] },
+        NewCouple {
+            id: CoupleId(1),
+            photos: (1..=3).map(|i| photo(1, i)).collect(),
+        },
+        NewCouple {
+            id: CoupleId(2),
+            photos: vec![],
+        },
+        NewCouple {
+            id: CoupleId(3),
+            photos: vec![photo(3, 4)],
+        },
     ]
 }
 
 fn webp(photo: i64) -> WebpRecord {
-    WebpRecord { key: format!("photos/x/{photo}.webp"), bytes: 300, crc32c: 0xdead_beef }
+    WebpRecord {
+        key: format!("photos/x/{photo}.webp"),
+        bytes: 300,
+        crc32c: 0xdead_beef,
+    }
 }
 
 pub async fn run_all(c: &dyn Catalog) {
@@ -43,11 +59,17 @@ pub async fn run_all(c: &dyn Catalog) {
 }
 
 pub async fn runs_are_frozen(c: &dyn Catalog) {
-    let s = RunSettings { quality: 70.0, ..RunSettings::default() };
+    let s = RunSettings {
+        quality: 70.0,
+        ..RunSettings::default()
+    };
     let (run, created) = c.ensure_run("frozen", &s).await.unwrap();
     assert!(created);
     assert_eq!(run.settings, s);
-    let other = RunSettings { quality: 10.0, ..RunSettings::default() };
+    let other = RunSettings {
+        quality: 10.0,
+        ..RunSettings::default()
+    };
     let (again, created) = c.ensure_run("frozen", &other).await.unwrap();
     assert!(!created);
     assert_eq!(again.settings, s, "settings of an existing run changed");
@@ -57,22 +79,40 @@ pub async fn runs_are_frozen(c: &dyn Catalog) {
 
 pub async fn producer_pages_and_checkpoints(c: &dyn Catalog) {
     let tally = Tally::default();
-    let (run, _) = c.ensure_run("producer", &RunSettings::default()).await.unwrap();
+    let (run, _) = c
+        .ensure_run("producer", &RunSettings::default())
+        .await
+        .unwrap();
     assert_eq!(c.checkpoint(&run).await.unwrap().last_couple, None);
     let page = c.couples_after(None, 2, &tally).await.unwrap();
-    assert_eq!(page.iter().map(|j| j.couple).collect::<Vec<_>>(), vec![CoupleId(1), CoupleId(2)]);
+    assert_eq!(
+        page.iter().map(|j| j.couple).collect::<Vec<_>>(),
+        vec![CoupleId(1), CoupleId(2)]
+    );
     assert_eq!(page[0].photos.len(), 3);
-    assert_eq!(page[0].photos[0].thumbs, vec!["thumbs/1/1_160.jpg", "thumbs/1/1_80.jpg"]);
+    assert_eq!(
+        page[0].photos[0].thumbs,
+        vec!["thumbs/1/1_160.jpg", "thumbs/1/1_80.jpg"]
+    );
     assert!(page[1].photos.is_empty());
-    c.save_checkpoint(&run, CoupleId(2), 1, &tally).await.unwrap();
+    c.save_checkpoint(&run, CoupleId(2), 1, &tally)
+        .await
+        .unwrap();
     let cp = c.checkpoint(&run).await.unwrap();
-    assert_eq!((cp.last_couple, cp.enqueued, cp.finished), (Some(CoupleId(2)), 1, false));
+    assert_eq!(
+        (cp.last_couple, cp.enqueued, cp.finished),
+        (Some(CoupleId(2)), 1, false)
+    );
     let rest = c.couples_after(cp.last_couple, 2, &tally).await.unwrap();
     assert_eq!(rest.len(), 1);
     assert_eq!(rest[0].photos[0].key, "photos/3/4.jpg");
     // A checkpoint never moves back, and a batch saved twice is counted once.
-    c.save_checkpoint(&run, CoupleId(1), 1, &tally).await.unwrap();
-    c.save_checkpoint(&run, CoupleId(2), 1, &tally).await.unwrap();
+    c.save_checkpoint(&run, CoupleId(1), 1, &tally)
+        .await
+        .unwrap();
+    c.save_checkpoint(&run, CoupleId(2), 1, &tally)
+        .await
+        .unwrap();
     let cp = c.checkpoint(&run).await.unwrap();
     assert_eq!((cp.last_couple, cp.enqueued), (Some(CoupleId(2)), 1));
     c.finish_checkpoint(&run).await.unwrap();
@@ -84,22 +124,41 @@ pub async fn producer_pages_and_checkpoints(c: &dyn Catalog) {
 
 pub async fn progress_moves_only_forward(c: &dyn Catalog) {
     let tally = Tally::default();
-    let (run, _) = c.ensure_run("progress", &RunSettings::default()).await.unwrap();
+    let (run, _) = c
+        .ensure_run("progress", &RunSettings::default())
+        .await
+        .unwrap();
     let couple = CoupleId(1);
     let first = vec![
-        ProgressUpdate::Switched { photo: PhotoId(1), webp: webp(1) },
-        ProgressUpdate::Failed { photo: PhotoId(2), reason: FailureReason::Undecodable, detail: "bad".into() },
+        ProgressUpdate::Switched {
+            photo: PhotoId(1),
+            webp: webp(1),
+        },
+        ProgressUpdate::Failed {
+            photo: PhotoId(2),
+            reason: FailureReason::Undecodable,
+            detail: "bad".into(),
+        },
     ];
     let states = c.record(&run, couple, &first, &tally).await.unwrap();
     assert_eq!(states[&PhotoId(1)], PhotoState::Switched);
     assert_eq!(states[&PhotoId(2)], PhotoState::Failed);
 
-    c.advance(&run, &[(PhotoId(1), PhotoState::Done)], &tally).await.unwrap();
+    c.advance(&run, &[(PhotoId(1), PhotoState::Done)], &tally)
+        .await
+        .unwrap();
     // A duplicate worker records photo 1 again and tries to fail photo 2's neighbour: photo 1
     // stays done, photo 3 is recorded.
     let dup = vec![
-        ProgressUpdate::Failed { photo: PhotoId(1), reason: FailureReason::MissingOriginal, detail: "gone".into() },
-        ProgressUpdate::Switched { photo: PhotoId(3), webp: webp(3) },
+        ProgressUpdate::Failed {
+            photo: PhotoId(1),
+            reason: FailureReason::MissingOriginal,
+            detail: "gone".into(),
+        },
+        ProgressUpdate::Switched {
+            photo: PhotoId(3),
+            webp: webp(3),
+        },
     ];
     let states = c.record(&run, couple, &dup, &tally).await.unwrap();
     assert_eq!(states[&PhotoId(1)], PhotoState::Done);
@@ -124,30 +183,61 @@ pub async fn progress_moves_only_forward(c: &dyn Catalog) {
     assert_eq!(p[&PhotoId(2)].failure.as_deref(), Some("undecodable"));
     assert_eq!(p[&PhotoId(3)].state, PhotoState::ThumbsGone);
     assert_eq!(p.len(), 3);
-    assert!(c.progress(&run, CoupleId(3), &tally).await.unwrap().is_empty());
+    assert!(c
+        .progress(&run, CoupleId(3), &tally)
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(tally.snapshot().db_statements, 6);
     // Another run sees none of it.
-    let (other, _) = c.ensure_run("progress-2", &RunSettings::default()).await.unwrap();
+    let (other, _) = c
+        .ensure_run("progress-2", &RunSettings::default())
+        .await
+        .unwrap();
     assert!(c.progress(&other, couple, &tally).await.unwrap().is_empty());
 }
 
 pub async fn status_adds_up(c: &dyn Catalog) {
     let tally = Tally::default();
-    let settings = RunSettings { originals: OriginalsPolicy::Delete, ..RunSettings::default() };
+    let settings = RunSettings {
+        originals: OriginalsPolicy::Delete,
+        ..RunSettings::default()
+    };
     let (run, _) = c.ensure_run("status", &settings).await.unwrap();
-    c.record(&run, CoupleId(1), &[ProgressUpdate::Switched { photo: PhotoId(1), webp: webp(1) }], &tally)
-        .await
-        .unwrap();
-    c.advance(&run, &[(PhotoId(1), PhotoState::Done)], &tally).await.unwrap();
     c.record(
         &run,
-        CoupleId(3),
-        &[ProgressUpdate::Failed { photo: PhotoId(4), reason: FailureReason::Undecodable, detail: "x".into() }],
+        CoupleId(1),
+        &[ProgressUpdate::Switched {
+            photo: PhotoId(1),
+            webp: webp(1),
+        }],
         &tally,
     )
     .await
     .unwrap();
-    let requests = TallySnapshot { s3_get: 1, s3_put: 1, s3_delete_requests: 1, s3_deleted_objects: 3, sqs_requests: 2, db_statements: 3 };
+    c.advance(&run, &[(PhotoId(1), PhotoState::Done)], &tally)
+        .await
+        .unwrap();
+    c.record(
+        &run,
+        CoupleId(3),
+        &[ProgressUpdate::Failed {
+            photo: PhotoId(4),
+            reason: FailureReason::Undecodable,
+            detail: "x".into(),
+        }],
+        &tally,
+    )
+    .await
+    .unwrap();
+    let requests = TallySnapshot {
+        s3_get: 1,
+        s3_put: 1,
+        s3_delete_requests: 1,
+        s3_deleted_objects: 3,
+        sqs_requests: 2,
+        db_statements: 3,
+    };
     c.record_attempt(
         &JobAttempt {
             run: run.id,
@@ -171,10 +261,16 @@ pub async fn status_adds_up(c: &dyn Catalog) {
     assert_eq!(s.photos_in(PhotoState::Failed), 1);
     assert_eq!(s.photos_in(PhotoState::Pending), 2);
     assert_eq!(s.failures.get("undecodable"), Some(&1));
-    assert_eq!(s.requests.db_statements, 4, "the attempt's own statement is counted");
+    assert_eq!(
+        s.requests.db_statements, 4,
+        "the attempt's own statement is counted"
+    );
     assert_eq!(s.requests.s3_deleted_objects, 3);
     assert_eq!(s.before(), (4 + 8, 4 * 1000 + 8 * 100));
     // Under delete, the done photo left only its WebP.
     assert_eq!(s.after(), (1 + 3 + 6, 300 + 3 * 1000 + 6 * 100));
-    assert_eq!((s.first_started_ms, s.last_finished_ms), (Some(10), Some(20)));
+    assert_eq!(
+        (s.first_started_ms, s.last_finished_ms),
+        (Some(10), Some(20))
+    );
 }

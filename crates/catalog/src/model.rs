@@ -1,4 +1,6 @@
-use recast_core::{CoupleId, FailureReason, JobPhoto, PhotoId, PhotoState, RunId, RunSettings, TallySnapshot};
+use recast_core::{
+    CoupleId, FailureReason, JobPhoto, PhotoId, PhotoState, RunId, RunSettings, TallySnapshot,
+};
 use serde::Serialize;
 
 /// A run: a name and the settings frozen when it was created.

@@ -39,8 +39,12 @@ impl SqliteCatalog {
         if path.is_empty() {
             return Err(bad("no file path".into()));
         }
-        if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| bad(format!("cannot create {}: {e}", dir.display())))?;
+        if let Some(dir) = std::path::Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| bad(format!("cannot create {}: {e}", dir.display())))?;
         }
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
@@ -60,10 +64,11 @@ impl SqliteCatalog {
     fn run_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Run, CatalogError> {
         let name: String = row.get("name");
         let settings: String = row.get("settings");
-        let settings: RunSettings = serde_json::from_str(&settings).map_err(|source| CatalogError::Settings {
-            run: name.clone(),
-            source,
-        })?;
+        let settings: RunSettings =
+            serde_json::from_str(&settings).map_err(|source| CatalogError::Settings {
+                run: name.clone(),
+                source,
+            })?;
         Ok(Run {
             id: RunId(row.get("id")),
             name,
@@ -100,7 +105,11 @@ fn group_jobs(rows: Vec<sqlx::sqlite::SqliteRow>) -> Vec<CoupleJob> {
             });
         }
         if let Some(thumb) = r.get::<Option<String>, _>("thumb_key") {
-            job.photos.last_mut().expect("pushed above").thumbs.push(thumb);
+            job.photos
+                .last_mut()
+                .expect("pushed above")
+                .thumbs
+                .push(thumb);
         }
     }
     jobs
@@ -148,7 +157,9 @@ impl Catalog for SqliteCatalog {
         for chunk in thumbs.chunks(SEED_ROWS_PER_INSERT) {
             QueryBuilder::<Sqlite>::new("INSERT INTO thumbnails (photo_id, key, bytes) ")
                 .push_values(chunk, |mut b, (photo, t)| {
-                    b.push_bind(photo.0).push_bind(&t.key).push_bind(t.bytes as i64);
+                    b.push_bind(photo.0)
+                        .push_bind(&t.key)
+                        .push_bind(t.bytes as i64);
                 })
                 .build()
                 .execute(&mut *tx)
@@ -167,7 +178,11 @@ impl Catalog for SqliteCatalog {
         Ok((CoupleId(row.get("c")), PhotoId(row.get("p"))))
     }
 
-    async fn ensure_run(&self, name: &str, settings: &RunSettings) -> Result<(Run, bool), CatalogError> {
+    async fn ensure_run(
+        &self,
+        name: &str,
+        settings: &RunSettings,
+    ) -> Result<(Run, bool), CatalogError> {
         let json = serde_json::to_string(settings).expect("settings serialise");
         let created = sqlx::query("INSERT INTO runs (name, settings, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING")
             .bind(name)
@@ -182,23 +197,32 @@ impl Catalog for SqliteCatalog {
 
     async fn run(&self, name: Option<&str>) -> Result<Run, CatalogError> {
         let row = match name {
-            Some(n) => sqlx::query("SELECT id, name, settings, created_at FROM runs WHERE name = ?")
-                .bind(n)
+            Some(n) => {
+                sqlx::query("SELECT id, name, settings, created_at FROM runs WHERE name = ?")
+                    .bind(n)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query(
+                    "SELECT id, name, settings, created_at FROM runs ORDER BY id DESC LIMIT 1",
+                )
                 .fetch_optional(&self.pool)
-                .await?,
-            None => sqlx::query("SELECT id, name, settings, created_at FROM runs ORDER BY id DESC LIMIT 1")
-                .fetch_optional(&self.pool)
-                .await?,
+                .await?
+            }
         };
-        let row = row.ok_or_else(|| CatalogError::NoSuchRun(name.unwrap_or("(latest)").to_owned()))?;
+        let row =
+            row.ok_or_else(|| CatalogError::NoSuchRun(name.unwrap_or("(latest)").to_owned()))?;
         Self::run_from_row(&row)
     }
 
     async fn checkpoint(&self, run: &Run) -> Result<Checkpoint, CatalogError> {
-        let row = sqlx::query("SELECT last_couple_id, enqueued, finished FROM producer_checkpoints WHERE run_id = ?")
-            .bind(run.id.0)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT last_couple_id, enqueued, finished FROM producer_checkpoints WHERE run_id = ?",
+        )
+        .bind(run.id.0)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map_or_else(Checkpoint::default, |r| Checkpoint {
             last_couple: Some(CoupleId(r.get("last_couple_id"))),
             enqueued: r.get::<i64, _>("enqueued") as u64,
@@ -206,7 +230,13 @@ impl Catalog for SqliteCatalog {
         }))
     }
 
-    async fn save_checkpoint(&self, run: &Run, last: CoupleId, added: u64, tally: &Tally) -> Result<(), CatalogError> {
+    async fn save_checkpoint(
+        &self,
+        run: &Run,
+        last: CoupleId,
+        added: u64,
+        tally: &Tally,
+    ) -> Result<(), CatalogError> {
         tally.db(1);
         sqlx::query(
             "INSERT INTO producer_checkpoints (run_id, last_couple_id, enqueued, updated_at) VALUES (?, ?, ?, ?)
@@ -237,7 +267,12 @@ impl Catalog for SqliteCatalog {
         Ok(())
     }
 
-    async fn couples_after(&self, after: Option<CoupleId>, limit: u32, tally: &Tally) -> Result<Vec<CoupleJob>, CatalogError> {
+    async fn couples_after(
+        &self,
+        after: Option<CoupleId>,
+        limit: u32,
+        tally: &Tally,
+    ) -> Result<Vec<CoupleJob>, CatalogError> {
         tally.db(1);
         let rows = sqlx::query(
             "SELECT c.id AS couple_id, p.id AS photo_id, p.original_key, t.key AS thumb_key
@@ -253,7 +288,11 @@ impl Catalog for SqliteCatalog {
         Ok(group_jobs(rows))
     }
 
-    async fn couple_photos(&self, couple: CoupleId, tally: &Tally) -> Result<Vec<JobPhoto>, CatalogError> {
+    async fn couple_photos(
+        &self,
+        couple: CoupleId,
+        tally: &Tally,
+    ) -> Result<Vec<JobPhoto>, CatalogError> {
         tally.db(1);
         let rows = sqlx::query(
             "SELECT p.couple_id, p.id AS photo_id, p.original_key, t.key AS thumb_key
@@ -266,7 +305,12 @@ impl Catalog for SqliteCatalog {
         Ok(group_jobs(rows).pop().map(|j| j.photos).unwrap_or_default())
     }
 
-    async fn progress(&self, run: &Run, couple: CoupleId, tally: &Tally) -> Result<HashMap<PhotoId, ProgressRow>, CatalogError> {
+    async fn progress(
+        &self,
+        run: &Run,
+        couple: CoupleId,
+        tally: &Tally,
+    ) -> Result<HashMap<PhotoId, ProgressRow>, CatalogError> {
         tally.db(1);
         let rows = sqlx::query(
             "SELECT photo_id, state, webp_key, webp_bytes, webp_crc32c, failure_reason
@@ -276,7 +320,10 @@ impl Catalog for SqliteCatalog {
         .bind(couple.0)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(progress_row).map(|r| r.map(|r| (r.photo, r))).collect()
+        rows.iter()
+            .map(progress_row)
+            .map(|r| r.map(|r| (r.photo, r)))
+            .collect()
     }
 
     async fn record(
@@ -296,7 +343,9 @@ impl Catalog for SqliteCatalog {
                                          failure_reason, failure_detail, created_at, updated_at) ",
         );
         q.push_values(updates, |mut b, u| {
-            b.push_bind(run.id.0).push_bind(u.photo().0).push_bind(couple.0);
+            b.push_bind(run.id.0)
+                .push_bind(u.photo().0)
+                .push_bind(couple.0);
             match u {
                 ProgressUpdate::Switched { webp, .. } => {
                     b.push_bind(PhotoState::Switched.as_str())
@@ -326,12 +375,19 @@ impl Catalog for SqliteCatalog {
             .collect()
     }
 
-    async fn advance(&self, run: &Run, moves: &[(PhotoId, PhotoState)], tally: &Tally) -> Result<(), CatalogError> {
+    async fn advance(
+        &self,
+        run: &Run,
+        moves: &[(PhotoId, PhotoState)],
+        tally: &Tally,
+    ) -> Result<(), CatalogError> {
         if moves.is_empty() {
             return Ok(());
         }
         tally.db(1);
-        let mut q = QueryBuilder::<Sqlite>::new("UPDATE photo_progress SET state = v.column2, updated_at = ");
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "UPDATE photo_progress SET state = v.column2, updated_at = ",
+        );
         q.push_bind(now_ms());
         q.push(" FROM (");
         q.push_values(moves, |mut b, (photo, state)| {
@@ -466,11 +522,13 @@ impl Catalog for SqliteCatalog {
 }
 
 fn progress_row(r: &sqlx::sqlite::SqliteRow) -> Result<ProgressRow, CatalogError> {
-    let webp = r.get::<Option<String>, _>("webp_key").map(|key| WebpRecord {
-        key,
-        bytes: r.get::<Option<i64>, _>("webp_bytes").unwrap_or_default() as u64,
-        crc32c: r.get::<Option<i64>, _>("webp_crc32c").unwrap_or_default() as u32,
-    });
+    let webp = r
+        .get::<Option<String>, _>("webp_key")
+        .map(|key| WebpRecord {
+            key,
+            bytes: r.get::<Option<i64>, _>("webp_bytes").unwrap_or_default() as u64,
+            crc32c: r.get::<Option<i64>, _>("webp_crc32c").unwrap_or_default() as u32,
+        });
     Ok(ProgressRow {
         photo: PhotoId(r.get("photo_id")),
         state: state_of(r.get("state"))?,

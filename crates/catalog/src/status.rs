@@ -61,7 +61,8 @@ impl RunStatus {
             let state: PhotoState = name.parse().unwrap_or(PhotoState::Pending);
             let webp = state.is_switched();
             let thumbs_left = !matches!(state, PhotoState::ThumbsGone | PhotoState::Done);
-            let original_left = !(state == PhotoState::Done && self.originals == OriginalsPolicy::Delete);
+            let original_left =
+                !(state == PhotoState::Done && self.originals == OriginalsPolicy::Delete);
             if webp {
                 objects += t.photos;
                 bytes += t.webp_bytes;
@@ -81,7 +82,8 @@ impl RunStatus {
     /// True when every photo of the catalog is done or failed and the producer has finished.
     pub fn is_complete(&self) -> bool {
         self.producer_finished
-            && self.photos_total() == self.photos_in(PhotoState::Done) + self.photos_in(PhotoState::Failed)
+            && self.photos_total()
+                == self.photos_in(PhotoState::Done) + self.photos_in(PhotoState::Failed)
     }
 }
 
@@ -102,9 +104,21 @@ mod tests {
     #[test]
     fn before_and_after_follow_states_and_policy() {
         let mut s = RunStatus::default();
-        s.by_state.insert("pending".into(), StateTotals { webp_bytes: 0, ..totals(1) });
+        s.by_state.insert(
+            "pending".into(),
+            StateTotals {
+                webp_bytes: 0,
+                ..totals(1)
+            },
+        );
         s.by_state.insert("done".into(), totals(2));
-        s.by_state.insert("failed".into(), StateTotals { webp_bytes: 0, ..totals(1) });
+        s.by_state.insert(
+            "failed".into(),
+            StateTotals {
+                webp_bytes: 0,
+                ..totals(1)
+            },
+        );
         assert_eq!(s.before(), (4 * 6, 4 * 1500));
         // keep: the done photos have original + webp, the others original + thumbnails.
         assert_eq!(s.after(), (2 * 6 + 2 * 2, 2 * 1500 + 2 * 1300));

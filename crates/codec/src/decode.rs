@@ -21,7 +21,9 @@ impl ImageInfo {
     }
 }
 
-fn reader(input: &[u8]) -> Result<(ImageReader<Cursor<&[u8]>>, ImageFormat), CodecError> {
+type MemoryReader<'a> = ImageReader<Cursor<&'a [u8]>>;
+
+fn reader(input: &[u8]) -> Result<(MemoryReader<'_>, ImageFormat), CodecError> {
     if input.is_empty() {
         return Err(CodecError::Empty);
     }
@@ -44,7 +46,11 @@ pub fn probe(input: &[u8]) -> Result<ImageInfo, CodecError> {
     let (reader, format) = reader(input)?;
     let decoder = reader.into_decoder().map_err(|e| decode_error(format, e))?;
     let (width, height) = decoder.dimensions();
-    Ok(ImageInfo { format, width, height })
+    Ok(ImageInfo {
+        format,
+        width,
+        height,
+    })
 }
 
 /// Decodes an image, refusing it from its header when it has more than `max_pixels`, and applies
@@ -69,5 +75,12 @@ pub fn decode(input: &[u8], max_pixels: u64) -> Result<(DynamicImage, ImageInfo)
     let orientation = decoder.orientation().map_err(|e| decode_error(format, e))?;
     let mut image = DynamicImage::from_decoder(decoder).map_err(|e| decode_error(format, e))?;
     image.apply_orientation(orientation);
-    Ok((image, ImageInfo { format, width, height }))
+    Ok((
+        image,
+        ImageInfo {
+            format,
+            width,
+            height,
+        },
+    ))
 }

@@ -36,7 +36,8 @@ pub struct Transcoded {
 /// Encodes pixels as lossy WebP; alpha is kept when the image has it.
 pub fn encode_webp(image: &DynamicImage, options: &EncodeOptions) -> Result<Vec<u8>, CodecError> {
     let (width, height) = (image.width(), image.height());
-    let mut config = webp::WebPConfig::new().map_err(|()| CodecError::Encode("libwebp config init failed".into()))?;
+    let mut config = webp::WebPConfig::new()
+        .map_err(|()| CodecError::Encode("libwebp config init failed".into()))?;
     config.quality = options.quality;
     config.method = i32::from(options.method);
     let encoded = if image.color().has_alpha() {

@@ -8,9 +8,21 @@ use image::{Rgb, RgbImage};
 /// seed gives the same image.
 pub fn synth_photo_jpeg(seed: u64, width: u32, height: u32) -> Vec<u8> {
     let mut rng = fastrand::Rng::with_seed(seed);
-    let sky_top = [rng.f32() * 60.0 + 20.0, rng.f32() * 80.0 + 60.0, rng.f32() * 60.0 + 160.0];
-    let sky_low = [rng.f32() * 80.0 + 170.0, rng.f32() * 70.0 + 150.0, rng.f32() * 60.0 + 140.0];
-    let sun = (rng.f32() * width as f32, rng.f32() * height as f32 * 0.4, height as f32 * (0.04 + rng.f32() * 0.05));
+    let sky_top = [
+        rng.f32() * 60.0 + 20.0,
+        rng.f32() * 80.0 + 60.0,
+        rng.f32() * 60.0 + 160.0,
+    ];
+    let sky_low = [
+        rng.f32() * 80.0 + 170.0,
+        rng.f32() * 70.0 + 150.0,
+        rng.f32() * 60.0 + 140.0,
+    ];
+    let sun = (
+        rng.f32() * width as f32,
+        rng.f32() * height as f32 * 0.4,
+        height as f32 * (0.04 + rng.f32() * 0.05),
+    );
     let layers: Vec<([f32; 3], f32, f32, f32, f32)> = (0..3)
         .map(|i| {
             let base = 0.45 + 0.15 * i as f32 + rng.f32() * 0.05;
@@ -19,7 +31,13 @@ pub fn synth_photo_jpeg(seed: u64, width: u32, height: u32) -> Vec<u8> {
                 60.0 + rng.f32() * 70.0,
                 20.0 + rng.f32() * 40.0,
             ];
-            (colour, base, rng.f32() * 0.08 + 0.02, rng.f32() * 6.0 + 2.0, rng.f32() * 6.28)
+            (
+                colour,
+                base,
+                rng.f32() * 0.08 + 0.02,
+                rng.f32() * 6.0 + 2.0,
+                rng.f32() * std::f32::consts::TAU,
+            )
         })
         .collect();
     let (w, h) = (width as f32, height as f32);
@@ -30,12 +48,14 @@ pub fn synth_photo_jpeg(seed: u64, width: u32, height: u32) -> Vec<u8> {
             *p = sky_top[c] + (sky_low[c] - sky_top[c]) * fy;
         }
         let d = ((x as f32 - sun.0).powi(2) + (y as f32 - sun.1).powi(2)).sqrt();
-        let glow = (1.0 - d / (sun.2 * 4.0)).max(0.0).powi(2) * 90.0 + if d < sun.2 { 120.0 } else { 0.0 };
+        let glow =
+            (1.0 - d / (sun.2 * 4.0)).max(0.0).powi(2) * 90.0 + if d < sun.2 { 120.0 } else { 0.0 };
         for p in &mut px {
             *p += glow;
         }
         for (colour, base, amp, freq, phase) in &layers {
-            let ridge = base + amp * ((fx * freq + phase).sin() + 0.4 * (fx * freq * 3.7 + phase * 2.0).sin());
+            let ridge = base
+                + amp * ((fx * freq + phase).sin() + 0.4 * (fx * freq * 3.7 + phase * 2.0).sin());
             if fy > ridge {
                 let depth = (fy - ridge) * 2.0;
                 let texture = ((fx * 900.0).sin() * (fy * 700.0 + fx * 300.0).cos()) * 14.0;

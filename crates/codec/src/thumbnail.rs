@@ -19,6 +19,10 @@ pub fn thumbnail_jpeg(image: &DynamicImage, max_side: u32, quality: u8) -> Vec<u
 
 /// A flat grey JPEG thumbnail, standing in for one that cannot be made from an undecodable photo.
 pub fn placeholder_thumbnail_jpeg(side: u32) -> Vec<u8> {
-    let grey = DynamicImage::ImageRgb8(image::RgbImage::from_pixel(side, side, image::Rgb([128, 128, 128])));
+    let grey = DynamicImage::ImageRgb8(image::RgbImage::from_pixel(
+        side,
+        side,
+        image::Rgb([128, 128, 128]),
+    ));
     thumbnail_jpeg(&grey, side, 80)
 }

@@ -3,12 +3,16 @@
 use std::path::PathBuf;
 
 use image::GenericImageView;
-use recast_codec::{decode, probe, synth_photo_jpeg, thumbnail_jpeg, transcode, CodecError, EncodeOptions};
+use recast_codec::{
+    decode, probe, synth_photo_jpeg, thumbnail_jpeg, transcode, CodecError, EncodeOptions,
+};
 
 fn shared_photo(name: &str) -> Vec<u8> {
     let dir = std::env::var_os("RECAST_TEST_PHOTOS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/photos"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/photos")
+        });
     let path = dir.join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("test photo {} is missing: {e}", path.display()))
 }
@@ -24,20 +28,42 @@ fn real_photo_becomes_a_smaller_webp_of_the_same_size() {
     assert_eq!(&out.webp[8..12], b"WEBP");
     let back = image::load_from_memory(&out.webp).unwrap();
     assert_eq!(back.dimensions(), (info.width, info.height));
-    assert!(out.webp.len() < jpeg.len(), "{} >= {}", out.webp.len(), jpeg.len());
+    assert!(
+        out.webp.len() < jpeg.len(),
+        "{} >= {}",
+        out.webp.len(),
+        jpeg.len()
+    );
 }
 
 #[test]
 fn higher_quality_costs_more_bytes() {
     let jpeg = shared_photo("coffee.jpg");
-    let low = transcode(&jpeg, &EncodeOptions { quality: 40.0, ..Default::default() }).unwrap();
-    let high = transcode(&jpeg, &EncodeOptions { quality: 95.0, ..Default::default() }).unwrap();
+    let low = transcode(
+        &jpeg,
+        &EncodeOptions {
+            quality: 40.0,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let high = transcode(
+        &jpeg,
+        &EncodeOptions {
+            quality: 95.0,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert!(low.webp.len() < high.webp.len());
 }
 
 #[test]
 fn broken_inputs_are_refused_with_a_reason() {
-    assert!(matches!(transcode(b"", &EncodeOptions::default()), Err(CodecError::Empty)));
+    assert!(matches!(
+        transcode(b"", &EncodeOptions::default()),
+        Err(CodecError::Empty)
+    ));
     assert!(matches!(
         transcode(b"this is not a photo at all", &EncodeOptions::default()),
         Err(CodecError::UnknownFormat)
@@ -47,7 +73,10 @@ fn broken_inputs_are_refused_with_a_reason() {
     match transcode(truncated, &EncodeOptions::default()) {
         Err(e) => assert!(e.is_bad_input(), "{e}"),
         // A decoder may fill a truncated scan; then the output must still have the right size.
-        Ok(out) => assert_eq!((out.width, out.height), probe(&jpeg).map(|i| (i.width, i.height)).unwrap()),
+        Ok(out) => assert_eq!(
+            (out.width, out.height),
+            probe(&jpeg).map(|i| (i.width, i.height)).unwrap()
+        ),
     }
     let header_only = &jpeg[..200];
     assert!(transcode(header_only, &EncodeOptions::default()).is_err());
@@ -78,7 +107,11 @@ fn a_header_claiming_60000_squared_is_refused_before_decoding() {
 #[test]
 fn thumbnails_fit_the_box_and_synthetic_photos_decode() {
     let jpeg = synth_photo_jpeg(7, 640, 480);
-    assert_eq!(synth_photo_jpeg(7, 640, 480), jpeg, "synthesis is not deterministic");
+    assert_eq!(
+        synth_photo_jpeg(7, 640, 480),
+        jpeg,
+        "synthesis is not deterministic"
+    );
     let (img, _) = decode(&jpeg, u64::MAX).unwrap();
     assert_eq!(img.dimensions(), (640, 480));
     let thumb = image::load_from_memory(&thumbnail_jpeg(&img, 160, 80)).unwrap();

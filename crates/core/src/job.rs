@@ -84,7 +84,10 @@ mod tests {
 
     #[test]
     fn malformed_messages_say_why() {
-        assert!(matches!(JobMessage::parse("not json"), Err(MessageError::Malformed(_))));
+        assert!(matches!(
+            JobMessage::parse("not json"),
+            Err(MessageError::Malformed(_))
+        ));
         assert!(matches!(
             JobMessage::parse(r#"{"v":9,"run":"r","couple":1}"#),
             Err(MessageError::Version { found: 9 })

@@ -103,6 +103,9 @@ mod tests {
         s.method = 7;
         assert_eq!(s.validate(), Err(SettingsError::Method(7)));
         assert!("remove".parse::<OriginalsPolicy>().is_err());
-        assert_eq!("delete".parse::<OriginalsPolicy>(), Ok(OriginalsPolicy::Delete));
+        assert_eq!(
+            "delete".parse::<OriginalsPolicy>(),
+            Ok(OriginalsPolicy::Delete)
+        );
     }
 }

@@ -63,7 +63,10 @@ impl PhotoState {
 
     /// True once the catalog holds the WebP as the photo's copy: only then may anything be deleted.
     pub fn is_switched(self) -> bool {
-        matches!(self, PhotoState::Switched | PhotoState::ThumbsGone | PhotoState::Done)
+        matches!(
+            self,
+            PhotoState::Switched | PhotoState::ThumbsGone | PhotoState::Done
+        )
     }
 
     pub fn is_terminal(self) -> bool {
@@ -85,12 +88,10 @@ impl PhotoState {
     /// late or duplicate worker can never move a photo backwards.
     pub fn may_become(self, next: PhotoState) -> bool {
         use PhotoState::*;
-        match (self, next) {
-            (Pending, Switched | Failed) => true,
-            (Switched, ThumbsGone | Done) => true,
-            (ThumbsGone, Done) => true,
-            _ => false,
-        }
+        matches!(
+            (self, next),
+            (Pending, Switched | Failed) | (Switched, ThumbsGone | Done) | (ThumbsGone, Done)
+        )
     }
 }
 

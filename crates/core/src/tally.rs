@@ -35,7 +35,8 @@ impl Tally {
     }
     pub fn s3_delete(&self, objects: u64) {
         self.s3_delete_requests.fetch_add(1, Ordering::Relaxed);
-        self.s3_deleted_objects.fetch_add(objects, Ordering::Relaxed);
+        self.s3_deleted_objects
+            .fetch_add(objects, Ordering::Relaxed);
     }
     pub fn sqs(&self, requests: u64) {
         self.sqs_requests.fetch_add(requests, Ordering::Relaxed);
@@ -99,6 +100,9 @@ mod tests {
         assert_eq!(t.snapshot(), TallySnapshot::default());
         t.db(3);
         let b = a + t.snapshot();
-        assert_eq!((b.db_statements, b.sqs_requests, b.s3_delete_requests), (3, 2, 1));
+        assert_eq!(
+            (b.db_statements, b.sqs_requests, b.s3_delete_requests),
+            (3, 2, 1)
+        );
     }
 }

@@ -65,7 +65,10 @@ pub async fn send_receive_delete(q: &dyn JobQueue) {
 
 pub async fn batch_limits(q: &dyn JobQueue) {
     let too_many: Vec<_> = (0..=MAX_BATCH).map(|i| msg(&format!("big{i}"))).collect();
-    assert!(matches!(q.send_batch(&too_many).await, Err(QueueError::BatchTooLarge(11))));
+    assert!(matches!(
+        q.send_batch(&too_many).await,
+        Err(QueueError::BatchTooLarge(11))
+    ));
     assert!(matches!(
         q.receive(MAX_BATCH + 1, LONG, NO_WAIT).await,
         Err(QueueError::BatchTooLarge(11))
@@ -77,9 +80,16 @@ pub async fn visibility_timeout_redelivers_with_count(q: &dyn JobQueue) {
     q.send_batch(&[msg("vis")]).await.unwrap();
     let first = q.receive(1, SHORT, NO_WAIT).await.unwrap();
     assert_eq!(first.len(), 1);
-    assert!(q.receive(1, SHORT, NO_WAIT).await.unwrap().is_empty(), "visible while in flight");
+    assert!(
+        q.receive(1, SHORT, NO_WAIT).await.unwrap().is_empty(),
+        "visible while in flight"
+    );
     let again = q.receive(1, LONG, SHORT * 3).await.unwrap();
-    assert_eq!(again.len(), 1, "not redelivered after its visibility timeout");
+    assert_eq!(
+        again.len(),
+        1,
+        "not redelivered after its visibility timeout"
+    );
     assert_eq!(again[0].body, first[0].body);
     assert_eq!(again[0].receive_count, 2);
     q.delete_batch(&[again[0].receipt.clone()]).await.unwrap()[0]
@@ -93,21 +103,41 @@ pub async fn change_visibility_releases_and_extends(q: &dyn JobQueue) {
     let m = q.receive(1, SHORT, NO_WAIT).await.unwrap().remove(0);
     q.change_visibility(&m.receipt, LONG).await.unwrap();
     tokio::time::sleep(SHORT * 2).await;
-    assert!(q.receive(1, LONG, NO_WAIT).await.unwrap().is_empty(), "extension ignored");
-    q.change_visibility(&m.receipt, Duration::ZERO).await.unwrap();
+    assert!(
+        q.receive(1, LONG, NO_WAIT).await.unwrap().is_empty(),
+        "extension ignored"
+    );
+    q.change_visibility(&m.receipt, Duration::ZERO)
+        .await
+        .unwrap();
     let back = q.receive(1, LONG, NO_WAIT).await.unwrap();
-    assert_eq!(back.len(), 1, "release with visibility 0 did not make it visible");
+    assert_eq!(
+        back.len(),
+        1,
+        "release with visibility 0 did not make it visible"
+    );
     q.delete_batch(&[back[0].receipt.clone()]).await.unwrap();
 }
 
 pub async fn stale_receipts_are_refused(q: &dyn JobQueue) {
     q.send_batch(&[msg("stale")]).await.unwrap();
-    let first = q.receive(1, Duration::ZERO, NO_WAIT).await.unwrap().remove(0);
+    let first = q
+        .receive(1, Duration::ZERO, NO_WAIT)
+        .await
+        .unwrap()
+        .remove(0);
     let second = q.receive(1, LONG, NO_WAIT).await.unwrap().remove(0);
     assert_eq!(second.receive_count, 2);
     let out = q.delete_batch(&[first.receipt.clone()]).await.unwrap();
-    assert!(matches!(out[0], Err(QueueError::ReceiptInvalid(_))), "{out:?}");
-    assert_eq!(q.stats().await.unwrap().in_flight, 1, "a stale receipt deleted the message");
+    assert!(
+        matches!(out[0], Err(QueueError::ReceiptInvalid(_))),
+        "{out:?}"
+    );
+    assert_eq!(
+        q.stats().await.unwrap().in_flight,
+        1,
+        "a stale receipt deleted the message"
+    );
     q.delete_batch(&[second.receipt.clone()]).await.unwrap()[0]
         .as_ref()
         .unwrap();

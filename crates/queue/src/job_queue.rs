@@ -74,7 +74,11 @@ pub trait JobQueue: Send + Sync + Debug {
     async fn delete_batch(&self, receipts: &[Receipt]) -> Result<BatchOutcome, QueueError>;
 
     /// Sets a received message's remaining invisibility; zero releases it to other workers now.
-    async fn change_visibility(&self, receipt: &Receipt, visibility: Duration) -> Result<(), QueueError>;
+    async fn change_visibility(
+        &self,
+        receipt: &Receipt,
+        visibility: Duration,
+    ) -> Result<(), QueueError>;
 
     /// Moves a received message to the dead-letter queue with the reason it can never be processed.
     async fn dead_letter(&self, message: &ReceivedMessage, reason: &str) -> Result<(), QueueError>;

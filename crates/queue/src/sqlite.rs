@@ -110,7 +110,8 @@ fn parse_url(url: &str) -> Result<(PathBuf, SqliteQueueOptions), QueueError> {
         match k {
             "in_flight_cap" if n > 0 => options.in_flight_cap = n,
             "max_receives" if n > 0 => {
-                options.max_receives = u32::try_from(n).map_err(|_| bad(format!("{k} too large")))?
+                options.max_receives =
+                    u32::try_from(n).map_err(|_| bad(format!("{k} too large")))?
             }
             "in_flight_cap" | "max_receives" => return Err(bad(format!("{k} must be positive"))),
             other => {
@@ -245,12 +246,14 @@ impl JobQueue for SqliteQueue {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
         for m in messages {
-            let fresh = sqlx::query("INSERT OR IGNORE INTO sent_dedup_ids (dedup_id, sent_at) VALUES (?, ?)")
-                .bind(&m.dedup_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
+            let fresh = sqlx::query(
+                "INSERT OR IGNORE INTO sent_dedup_ids (dedup_id, sent_at) VALUES (?, ?)",
+            )
+            .bind(&m.dedup_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
                 == 1;
             if fresh {
                 sqlx::query(
@@ -313,7 +316,11 @@ impl JobQueue for SqliteQueue {
         Ok(out)
     }
 
-    async fn change_visibility(&self, receipt: &Receipt, visibility: Duration) -> Result<(), QueueError> {
+    async fn change_visibility(
+        &self,
+        receipt: &Receipt,
+        visibility: Duration,
+    ) -> Result<(), QueueError> {
         let n = sqlx::query("UPDATE messages SET visible_at = ? WHERE receipt = ?")
             .bind(now_ms().saturating_add(millis(visibility)))
             .bind(&receipt.0)
@@ -376,7 +383,10 @@ impl SqliteQueue {
         let rows = sqlx::query("SELECT body, reason FROM dead_letters ORDER BY dead_at, id")
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.into_iter().map(|r| (r.get("body"), r.get("reason"))).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get("body"), r.get("reason")))
+            .collect())
     }
 }
 
@@ -444,7 +454,11 @@ mod tests {
             got_a.extend(ra.into_iter().map(|m| m.body));
             got_b.extend(rb.into_iter().map(|m| m.body));
         }
-        let mut all: Vec<i32> = got_a.iter().chain(&got_b).map(|b| b.parse().unwrap()).collect();
+        let mut all: Vec<i32> = got_a
+            .iter()
+            .chain(&got_b)
+            .map(|b| b.parse().unwrap())
+            .collect();
         all.sort();
         assert_eq!(all, (0..40).collect::<Vec<_>>());
     }
@@ -455,7 +469,10 @@ mod tests {
         assert_eq!(p, PathBuf::from("/tmp/q.db"));
         assert_eq!(o.in_flight_cap, 20);
         assert_eq!(o.max_receives, 2);
-        assert_eq!(parse_url("sqlite://q.db").unwrap().1, SqliteQueueOptions::default());
+        assert_eq!(
+            parse_url("sqlite://q.db").unwrap().1,
+            SqliteQueueOptions::default()
+        );
         for bad in [
             "sqlite://",
             "sqlite:///q.db?in_flight_cap=x",
@@ -463,7 +480,10 @@ mod tests {
             "sqlite:///q.db?colour=red",
             "postgres://x",
         ] {
-            assert!(matches!(parse_url(bad), Err(QueueError::BadUrl { .. })), "{bad}");
+            assert!(
+                matches!(parse_url(bad), Err(QueueError::BadUrl { .. })),
+                "{bad}"
+            );
         }
     }
 }

@@ -27,7 +27,10 @@ async fn put(store: &dyn ObjectStore, key: &str, body: &'static [u8]) {
 pub async fn put_then_get(store: &dyn ObjectStore, p: &str) {
     let key = format!("{p}/photos/1/2.webp");
     put(store, &key, b"RIFF....WEBP").await;
-    assert_eq!(store.get(&key).await.unwrap(), Bytes::from_static(b"RIFF....WEBP"));
+    assert_eq!(
+        store.get(&key).await.unwrap(),
+        Bytes::from_static(b"RIFF....WEBP")
+    );
 }
 
 pub async fn put_overwrites(store: &dyn ObjectStore, p: &str) {
@@ -35,7 +38,10 @@ pub async fn put_overwrites(store: &dyn ObjectStore, p: &str) {
     put(store, &key, b"first").await;
     put(store, &key, b"second").await;
     put(store, &key, b"second").await;
-    assert_eq!(store.get(&key).await.unwrap(), Bytes::from_static(b"second"));
+    assert_eq!(
+        store.get(&key).await.unwrap(),
+        Bytes::from_static(b"second")
+    );
 }
 
 pub async fn missing_key_is_not_found(store: &dyn ObjectStore, p: &str) {
@@ -77,7 +83,10 @@ pub async fn delete_many_is_idempotent_and_per_key(store: &dyn ObjectStore, p: &
 pub async fn delete_batch_limit(store: &dyn ObjectStore) {
     let keys: Vec<String> = (0..=MAX_DELETE_BATCH).map(|i| format!("x/{i}")).collect();
     let err = store.delete_many(&keys).await.unwrap_err();
-    assert!(matches!(err, StoreError::BatchTooLarge(n) if n == MAX_DELETE_BATCH + 1), "{err}");
+    assert!(
+        matches!(err, StoreError::BatchTooLarge(n) if n == MAX_DELETE_BATCH + 1),
+        "{err}"
+    );
 }
 
 pub async fn list_and_head(store: &dyn ObjectStore, p: &str) {
@@ -94,6 +103,9 @@ pub async fn list_and_head(store: &dyn ObjectStore, p: &str) {
 pub async fn invalid_keys_are_refused(store: &dyn ObjectStore) {
     for key in ["", "/abs", "a/../b", "nul\0"] {
         let err = store.get(key).await.unwrap_err();
-        assert!(matches!(err, StoreError::InvalidKey { .. }), "{key:?}: {err}");
+        assert!(
+            matches!(err, StoreError::InvalidKey { .. }),
+            "{key:?}: {err}"
+        );
     }
 }

@@ -6,7 +6,11 @@ pub enum StoreError {
     #[error("refused key {key:?}: {reason}")]
     InvalidKey { key: String, reason: &'static str },
     #[error("object {key:?} was refused: body does not match its CRC32C {expected:08x} (got {actual:08x})")]
-    ChecksumMismatch { key: String, expected: u32, actual: u32 },
+    ChecksumMismatch {
+        key: String,
+        expected: u32,
+        actual: u32,
+    },
     #[error("delete batch of {0} keys is over the limit of {max}", max = crate::MAX_DELETE_BATCH)]
     BatchTooLarge(usize),
     #[error("store is throttling requests for {key:?}; slow down")]
@@ -37,7 +41,9 @@ impl StoreError {
 
     pub(crate) fn io(key: &str, source: std::io::Error) -> StoreError {
         if source.kind() == std::io::ErrorKind::NotFound {
-            StoreError::NotFound { key: key.to_owned() }
+            StoreError::NotFound {
+                key: key.to_owned(),
+            }
         } else {
             StoreError::Io {
                 key: key.to_owned(),

@@ -50,7 +50,9 @@ impl LocalStore {
         fs::create_dir_all(dir).map_err(io)?;
         let staging = dir.join(format!(
             "{}.{:016x}{STAGING_SUFFIX}",
-            path.file_name().expect("a key path has a file name").to_string_lossy(),
+            path.file_name()
+                .expect("a key path has a file name")
+                .to_string_lossy(),
             fastrand::u64(..)
         ));
         let result = (|| {
@@ -114,7 +116,12 @@ impl ObjectStore for LocalStore {
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
         let path = self.path_of(key)?;
         let key = key.to_owned();
-        blocking(move || fs::read(&path).map(Bytes::from).map_err(|e| StoreError::io(&key, e))).await
+        blocking(move || {
+            fs::read(&path)
+                .map(Bytes::from)
+                .map_err(|e| StoreError::io(&key, e))
+        })
+        .await
     }
 
     async fn put(&self, key: &str, body: Bytes, expected: u32) -> Result<(), StoreError> {
@@ -202,15 +209,35 @@ mod tests {
         let root = dir.path().join("store");
         let store = LocalStore::new(&root).unwrap();
         fs::write(dir.path().join("secret"), b"outside").unwrap();
-        for key in ["../secret", "a/../../secret", "/etc/passwd", "", "a\0b", "./x", "a//b"] {
+        for key in [
+            "../secret",
+            "a/../../secret",
+            "/etc/passwd",
+            "",
+            "a\0b",
+            "./x",
+            "a//b",
+        ] {
             let err = store.get(key).await.unwrap_err();
-            assert!(matches!(err, StoreError::InvalidKey { .. }), "{key:?}: {err}");
-            let err = store.put(key, Bytes::from_static(b"x"), crc32c(b"x")).await.unwrap_err();
-            assert!(matches!(err, StoreError::InvalidKey { .. }), "{key:?}: {err}");
+            assert!(
+                matches!(err, StoreError::InvalidKey { .. }),
+                "{key:?}: {err}"
+            );
+            let err = store
+                .put(key, Bytes::from_static(b"x"), crc32c(b"x"))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, StoreError::InvalidKey { .. }),
+                "{key:?}: {err}"
+            );
         }
         let out = store.delete_many(&["../secret".to_owned()]).await.unwrap();
         assert_eq!(out.failed.len(), 1);
-        assert!(dir.path().join("secret").exists(), "a delete escaped the root");
+        assert!(
+            dir.path().join("secret").exists(),
+            "a delete escaped the root"
+        );
     }
 
     #[tokio::test]
@@ -218,7 +245,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::new(dir.path()).unwrap();
         let body = Bytes::from(vec![7u8; 1 << 20]);
-        store.put("a/b.webp", body.clone(), crc32c(&body)).await.unwrap();
+        store
+            .put("a/b.webp", body.clone(), crc32c(&body))
+            .await
+            .unwrap();
         let names: Vec<_> = fs::read_dir(dir.path().join("a"))
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -232,7 +262,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("file://{}", dir.path().display());
         crate::open(&url).unwrap();
-        assert!(matches!(crate::open("file://elsewhere/dir"), Err(StoreError::BadUrl { .. })));
-        assert!(matches!(crate::open("ftp://x/y"), Err(StoreError::BadUrl { .. })));
+        assert!(matches!(
+            crate::open("file://elsewhere/dir"),
+            Err(StoreError::BadUrl { .. })
+        ));
+        assert!(matches!(
+            crate::open("ftp://x/y"),
+            Err(StoreError::BadUrl { .. })
+        ));
     }
 }

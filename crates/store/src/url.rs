@@ -14,7 +14,9 @@ pub fn open(url: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
             let path = parsed
                 .to_file_path()
                 .map_err(|()| bad("a file URL needs an absolute path, e.g. file:///var/recast"))?;
-            Ok(Arc::new(LocalStore::new(path).map_err(|e| bad(&e.to_string()))?))
+            Ok(Arc::new(
+                LocalStore::new(path).map_err(|e| bad(&e.to_string()))?,
+            ))
         }
         other => Err(bad(&format!("unknown scheme {other:?}; expected file://"))),
     }

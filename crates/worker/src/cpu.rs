@@ -31,7 +31,11 @@ impl CpuPool {
 
     /// Runs `f` on the pool once a thread is free.
     pub async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let _permit = self.permits.acquire().await.expect("the pool's semaphore is never closed");
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("the pool's semaphore is never closed");
         match tokio::task::spawn_blocking(f).await {
             Ok(v) => v,
             Err(e) => std::panic::resume_unwind(e.into_panic()),

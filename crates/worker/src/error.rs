@@ -31,7 +31,9 @@ impl JobError {
 pub fn retry_backoff(attempt: u32) -> Duration {
     const BASE: Duration = Duration::from_secs(2);
     const CAP: Duration = Duration::from_secs(120);
-    let exp = BASE.saturating_mul(1u32 << attempt.saturating_sub(1).min(16)).min(CAP);
+    let exp = BASE
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+        .min(CAP);
     exp.mul_f64(0.5 + fastrand::f64() / 2.0)
 }
 
@@ -43,7 +45,10 @@ mod tests {
     fn backoff_grows_and_is_capped() {
         for attempt in 1..40 {
             let d = retry_backoff(attempt);
-            assert!(d >= Duration::from_secs(1) && d <= Duration::from_secs(180), "{attempt}: {d:?}");
+            assert!(
+                d >= Duration::from_secs(1) && d <= Duration::from_secs(180),
+                "{attempt}: {d:?}"
+            );
         }
         assert!(retry_backoff(1) <= Duration::from_secs(3));
         assert!(retry_backoff(8) >= Duration::from_secs(60));

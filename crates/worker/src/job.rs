@@ -1,15 +1,15 @@
 //! One job: migrate the photos of one couple for one run.
 
-use std::collections::HashMap;
 use bytes::Bytes;
 use futures::StreamExt;
 use recast_catalog::{Catalog, ProgressUpdate, Run, WebpRecord};
 use recast_codec::{CodecError, EncodeOptions};
 use recast_core::{
-    advance_after_deletes, webp_key, CoupleId, FailureReason, JobPhoto, OriginalsPolicy, PhotoId, PhotoState,
-    Tally,
+    advance_after_deletes, webp_key, CoupleId, FailureReason, JobPhoto, OriginalsPolicy, PhotoId,
+    PhotoState, Tally,
 };
 use recast_store::{ObjectStore, MAX_DELETE_BATCH};
+use std::collections::HashMap;
 use tracing::{debug, info_span, warn, Instrument};
 
 use crate::{redact_id, CpuPool, JobError, Progress};
@@ -58,7 +58,11 @@ impl JobContext<'_> {
         let from_message = photos.is_some();
         let photos = match photos {
             Some(p) => p,
-            None => self.catalog.couple_photos(couple, self.tally).await.map_err(db)?,
+            None => self
+                .catalog
+                .couple_photos(couple, self.tally)
+                .await
+                .map_err(db)?,
         };
         let mut states: HashMap<PhotoId, PhotoState> = if first_delivery && from_message {
             HashMap::new()
@@ -71,19 +75,25 @@ impl JobContext<'_> {
                 .map(|(id, row)| (id, row.state))
                 .collect()
         };
-        let state_of = |states: &HashMap<PhotoId, PhotoState>, id| states.get(&id).copied().unwrap_or(PhotoState::Pending);
+        let state_of = |states: &HashMap<PhotoId, PhotoState>, id| {
+            states.get(&id).copied().unwrap_or(PhotoState::Pending)
+        };
 
         let mut retry: Option<JobError> = None;
         for chunk in photos.chunks(self.record_batch.max(1)) {
             // 1. Convert and store the pending photos, several at once.
-            let pending: Vec<&JobPhoto> = chunk.iter().filter(|p| state_of(&states, p.id) == PhotoState::Pending).collect();
+            let pending: Vec<&JobPhoto> = chunk
+                .iter()
+                .filter(|p| state_of(&states, p.id) == PhotoState::Pending)
+                .collect();
             // Futures are built before streaming them: a closure inside the stream would make the
             // job's future lose `Send` (rust-lang/rust#102211).
             let conversions: Vec<_> = pending.into_iter().map(|p| self.convert(run, p)).collect();
-            let converted: Vec<Result<ProgressUpdate, JobError>> = futures::stream::iter(conversions)
-                .buffer_unordered(self.photo_parallelism.max(1))
-                .collect()
-                .await;
+            let converted: Vec<Result<ProgressUpdate, JobError>> =
+                futures::stream::iter(conversions)
+                    .buffer_unordered(self.photo_parallelism.max(1))
+                    .collect()
+                    .await;
             let mut updates = Vec::new();
             for r in converted {
                 match r {
@@ -94,7 +104,11 @@ impl JobContext<'_> {
                 }
             }
             // 2. Record them in one statement: from here on the WebPs are the photos' copies.
-            let recorded = self.catalog.record(run, couple, &updates, self.tally).await.map_err(db)?;
+            let recorded = self
+                .catalog
+                .record(run, couple, &updates, self.tally)
+                .await
+                .map_err(db)?;
             for (id, state) in &recorded {
                 match state {
                     PhotoState::Failed => Progress::add(&self.progress.photos_failed, 1),
@@ -123,12 +137,22 @@ impl JobContext<'_> {
         async {
             let failed = |reason: FailureReason, detail: String| {
                 warn!(%reason, %detail, "photo cannot be migrated; nothing of it will be deleted");
-                Ok(ProgressUpdate::Failed { photo: photo.id, reason, detail })
+                Ok(ProgressUpdate::Failed {
+                    photo: photo.id,
+                    reason,
+                    detail,
+                })
             };
             let original = match self.store.get(&photo.key).await {
                 Ok(b) => b,
-                Err(e) if e.is_not_found() => return failed(FailureReason::MissingOriginal, e.to_string()),
-                Err(e) => return Err(JobError::retry(format_args!("failed to get the original: {e}"))),
+                Err(e) if e.is_not_found() => {
+                    return failed(FailureReason::MissingOriginal, e.to_string())
+                }
+                Err(e) => {
+                    return Err(JobError::retry(format_args!(
+                        "failed to get the original: {e}"
+                    )))
+                }
             };
             Progress::add(&self.progress.bytes_in, original.len() as u64);
             let options = EncodeOptions {
@@ -137,11 +161,18 @@ impl JobContext<'_> {
                 max_pixels: self.max_pixels,
             };
             let source = original.clone();
-            let out = self.cpu.run(move || recast_codec::transcode(&source, &options)).await;
+            let out = self
+                .cpu
+                .run(move || recast_codec::transcode(&source, &options))
+                .await;
             let out = match out {
                 Ok(o) => o,
-                Err(e @ CodecError::TooLarge { .. }) => return failed(FailureReason::TooLarge, e.to_string()),
-                Err(e @ CodecError::Encode(_)) => return failed(FailureReason::Encode, e.to_string()),
+                Err(e @ CodecError::TooLarge { .. }) => {
+                    return failed(FailureReason::TooLarge, e.to_string())
+                }
+                Err(e @ CodecError::Encode(_)) => {
+                    return failed(FailureReason::Encode, e.to_string())
+                }
                 Err(e) => return failed(FailureReason::Undecodable, e.to_string()),
             };
             let key = webp_key(&photo.key);
@@ -153,7 +184,14 @@ impl JobContext<'_> {
                 .map_err(|e| JobError::retry(format_args!("failed to put the WebP: {e}")))?;
             Progress::add(&self.progress.bytes_out, bytes);
             debug!(bytes, "stored");
-            Ok(ProgressUpdate::Switched { photo: photo.id, webp: WebpRecord { key, bytes, crc32c: crc } })
+            Ok(ProgressUpdate::Switched {
+                photo: photo.id,
+                webp: WebpRecord {
+                    key,
+                    bytes,
+                    crc32c: crc,
+                },
+            })
         }
         .instrument(span)
         .await
@@ -169,7 +207,9 @@ impl JobContext<'_> {
         states: &mut HashMap<PhotoId, PhotoState>,
     ) -> Result<(), JobError> {
         let policy = run.settings.originals;
-        let state = |s: &HashMap<PhotoId, PhotoState>, id| s.get(&id).copied().unwrap_or(PhotoState::Pending);
+        let state = |s: &HashMap<PhotoId, PhotoState>, id| {
+            s.get(&id).copied().unwrap_or(PhotoState::Pending)
+        };
         let thumbs: Vec<String> = chunk
             .iter()
             .filter(|p| state(states, p.id) == PhotoState::Switched)
@@ -183,7 +223,11 @@ impl JobContext<'_> {
         };
         let originals: Vec<String> = match policy {
             OriginalsPolicy::Keep => Vec::new(),
-            OriginalsPolicy::Delete => chunk.iter().filter(|p| thumbs_gone(p)).map(|p| p.key.clone()).collect(),
+            OriginalsPolicy::Delete => chunk
+                .iter()
+                .filter(|p| thumbs_gone(p))
+                .map(|p| p.key.clone())
+                .collect(),
         };
         let originals_failed = self.delete_all(&originals).await?;
         let mut moves = Vec::new();
@@ -192,7 +236,9 @@ impl JobContext<'_> {
             if !before.is_switched() || before == PhotoState::Done {
                 continue;
             }
-            let original_gone = policy == OriginalsPolicy::Delete && thumbs_gone(p) && !originals_failed.contains(&p.key);
+            let original_gone = policy == OriginalsPolicy::Delete
+                && thumbs_gone(p)
+                && !originals_failed.contains(&p.key);
             let after = advance_after_deletes(before, policy, thumbs_gone(p), original_gone);
             if after != before {
                 moves.push((p.id, after));
@@ -201,7 +247,10 @@ impl JobContext<'_> {
         if moves.is_empty() {
             return Ok(());
         }
-        self.catalog.advance(run, &moves, self.tally).await.map_err(JobError::retry)?;
+        self.catalog
+            .advance(run, &moves, self.tally)
+            .await
+            .map_err(JobError::retry)?;
         for (id, after) in moves {
             if after == PhotoState::Done {
                 Progress::add(&self.progress.photos_finished, 1);
@@ -212,7 +261,10 @@ impl JobContext<'_> {
     }
 
     /// Deletes keys in batches of the store's limit; returns the keys that could not be deleted.
-    async fn delete_all(&self, keys: &[String]) -> Result<std::collections::HashSet<String>, JobError> {
+    async fn delete_all(
+        &self,
+        keys: &[String],
+    ) -> Result<std::collections::HashSet<String>, JobError> {
         let mut failed = std::collections::HashSet::new();
         for batch in keys.chunks(MAX_DELETE_BATCH) {
             match self.store.delete_many(batch).await {

@@ -15,7 +15,9 @@ pub fn redact_id(id: i64) -> String {
         return id.to_string();
     }
     let salt = std::env::var("RECAST_LOG_SALT").unwrap_or_else(|_| "recast".to_owned());
-    let mut h = std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().build_hasher();
+    let mut h =
+        std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .build_hasher();
     h.write(salt.as_bytes());
     h.write_i64(id);
     format!("h{:012x}", h.finish() & 0xffff_ffff_ffff)

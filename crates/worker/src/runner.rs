@@ -117,7 +117,9 @@ impl Worker {
         let jobs = TaskTracker::new();
         info!(worker = %me.config.name, concurrency = me.config.concurrency, "worker started");
         loop {
-            let Some(permits) = take_slots(&slots, &stop).await else { break };
+            let Some(permits) = take_slots(&slots, &stop).await else {
+                break;
+            };
             let received = tokio::select! {
                 _ = stop.cancelled() => break,
                 r = me.queue.receive(permits.len(), me.config.visibility, me.config.poll_wait) => r,
@@ -176,12 +178,21 @@ impl Worker {
             return Ok(run.clone());
         }
         tally.db(1);
-        let run = self.inner.catalog.run(Some(name)).await.map_err(|e| match e {
-            CatalogError::NoSuchRun(_) => JobError::abort(e),
-            e if e.is_transient() => JobError::retry(e),
-            e => JobError::abort(e),
-        })?;
-        self.inner.runs.lock().expect("runs lock").insert(name.to_owned(), run.clone());
+        let run = self
+            .inner
+            .catalog
+            .run(Some(name))
+            .await
+            .map_err(|e| match e {
+                CatalogError::NoSuchRun(_) => JobError::abort(e),
+                e if e.is_transient() => JobError::retry(e),
+                e => JobError::abort(e),
+            })?;
+        self.inner
+            .runs
+            .lock()
+            .expect("runs lock")
+            .insert(name.to_owned(), run.clone());
         Ok(run)
     }
 
@@ -271,7 +282,15 @@ impl Worker {
         me.summary.lock().expect("summary lock").jobs_dead_lettered += 1;
     }
 
-    async fn record_attempt(&self, run: &Run, job: &JobMessage, outcome: &str, photos: u32, tally: &Tally, started: i64) {
+    async fn record_attempt(
+        &self,
+        run: &Run,
+        job: &JobMessage,
+        outcome: &str,
+        photos: u32,
+        tally: &Tally,
+        started: i64,
+    ) {
         let me = &self.inner;
         let requests = tally.snapshot() + me.overhead.take();
         let attempt = JobAttempt {
@@ -292,7 +311,13 @@ impl Worker {
     /// Records the requests no job has taken yet, so that `status` counts every request.
     async fn flush_overhead(&self) {
         let me = &self.inner;
-        let run = me.runs.lock().expect("runs lock").values().max_by_key(|r| r.id).cloned();
+        let run = me
+            .runs
+            .lock()
+            .expect("runs lock")
+            .values()
+            .max_by_key(|r| r.id)
+            .cloned();
         let Some(run) = run else {
             return;
         };
@@ -325,7 +350,10 @@ fn recast_catalog_now() -> i64 {
 }
 
 /// Waits for at least one free job slot, then takes every free one up to a receive batch.
-async fn take_slots(slots: &Arc<Semaphore>, stop: &CancellationToken) -> Option<Vec<OwnedSemaphorePermit>> {
+async fn take_slots(
+    slots: &Arc<Semaphore>,
+    stop: &CancellationToken,
+) -> Option<Vec<OwnedSemaphorePermit>> {
     let first = tokio::select! {
         _ = stop.cancelled() => return None,
         p = slots.clone().acquire_owned() => p.expect("slots are never closed"),

@@ -5,10 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use recast_catalog::{Catalog, NewCouple, NewPhoto, NewThumbnail, ProgressUpdate, Run, SqliteCatalog, WebpRecord};
+use recast_catalog::{
+    Catalog, NewCouple, NewPhoto, NewThumbnail, ProgressUpdate, Run, SqliteCatalog, WebpRecord,
+};
 use recast_core::{
-    webp_key, CoupleId, JobMessage, JobPhoto, OriginalsPolicy, PhotoId, PhotoState, RunSettings, Tally,
-    JOB_MESSAGE_VERSION,
+    webp_key, CoupleId, JobMessage, JobPhoto, OriginalsPolicy, PhotoId, PhotoState, RunSettings,
+    Tally, JOB_MESSAGE_VERSION,
 };
 use recast_queue::{JobQueue, OutgoingMessage, SqliteQueue};
 use recast_store::{crc32c, LocalStore, ObjectStore};
@@ -27,10 +29,19 @@ const THUMB_SIZES: [u32; 2] = [160, 80];
 impl Rig {
     async fn new() -> Rig {
         let dir = tempfile::tempdir().unwrap();
-        let catalog = SqliteCatalog::open(&format!("sqlite://{}/c.db", dir.path().display())).await.unwrap();
-        let queue = SqliteQueue::open(&format!("sqlite://{}/q.db", dir.path().display())).await.unwrap();
+        let catalog = SqliteCatalog::open(&format!("sqlite://{}/c.db", dir.path().display()))
+            .await
+            .unwrap();
+        let queue = SqliteQueue::open(&format!("sqlite://{}/q.db", dir.path().display()))
+            .await
+            .unwrap();
         let store = LocalStore::new(dir.path().join("store")).unwrap();
-        Rig { _dir: dir, catalog: Arc::new(catalog), queue: Arc::new(queue), store: Arc::new(store) }
+        Rig {
+            _dir: dir,
+            catalog: Arc::new(catalog),
+            queue: Arc::new(queue),
+            store: Arc::new(store),
+        }
     }
 
     async fn put(&self, key: &str, body: Vec<u8>) -> u64 {
@@ -51,29 +62,74 @@ impl Rig {
             let mut thumbnails = Vec::new();
             for s in THUMB_SIZES {
                 let tkey = format!("thumbs/{id}/{pid}_{s}.jpg");
-                let tb = self.put(&tkey, recast_codec::synth_photo_jpeg(s.into(), s, s * 3 / 4)).await;
-                thumbnails.push(NewThumbnail { key: tkey, bytes: tb });
+                let tb = self
+                    .put(
+                        &tkey,
+                        recast_codec::synth_photo_jpeg(s.into(), s, s * 3 / 4),
+                    )
+                    .await;
+                thumbnails.push(NewThumbnail {
+                    key: tkey,
+                    bytes: tb,
+                });
             }
-            first.get_or_insert(JobPhoto { id: pid, key: key.clone(), thumbs: thumbnails.iter().map(|t| t.key.clone()).collect() });
-            photos.push(NewPhoto { id: pid, original_key: key, format: "jpeg".into(), bytes, width: None, height: None, thumbnails });
+            first.get_or_insert(JobPhoto {
+                id: pid,
+                key: key.clone(),
+                thumbs: thumbnails.iter().map(|t| t.key.clone()).collect(),
+            });
+            photos.push(NewPhoto {
+                id: pid,
+                original_key: key,
+                format: "jpeg".into(),
+                bytes,
+                width: None,
+                height: None,
+                thumbnails,
+            });
         }
-        self.catalog.add_couples(&[NewCouple { id: CoupleId(id), photos }]).await.unwrap();
+        self.catalog
+            .add_couples(&[NewCouple {
+                id: CoupleId(id),
+                photos,
+            }])
+            .await
+            .unwrap();
         first.unwrap()
     }
 
     async fn run(&self, originals: OriginalsPolicy) -> Run {
-        let settings = RunSettings { originals, ..RunSettings::default() };
+        let settings = RunSettings {
+            originals,
+            ..RunSettings::default()
+        };
         self.catalog.ensure_run("test", &settings).await.unwrap().0
     }
 
     async fn enqueue(&self, run: &Run, couple: i64, inline: bool) {
         let photos = if inline {
-            Some(self.catalog.couple_photos(CoupleId(couple), &Tally::default()).await.unwrap())
+            Some(
+                self.catalog
+                    .couple_photos(CoupleId(couple), &Tally::default())
+                    .await
+                    .unwrap(),
+            )
         } else {
             None
         };
-        let msg = JobMessage { v: JOB_MESSAGE_VERSION, run: run.name.clone(), couple: CoupleId(couple), photos };
-        self.queue.send_batch(&[OutgoingMessage { dedup_id: msg.dedup_id(), body: msg.to_body() }]).await.unwrap();
+        let msg = JobMessage {
+            v: JOB_MESSAGE_VERSION,
+            run: run.name.clone(),
+            couple: CoupleId(couple),
+            photos,
+        };
+        self.queue
+            .send_batch(&[OutgoingMessage {
+                dedup_id: msg.dedup_id(),
+                body: msg.to_body(),
+            }])
+            .await
+            .unwrap();
     }
 
     /// Runs one worker until the queue is drained.
@@ -91,9 +147,12 @@ impl Rig {
             CpuPool::new(2),
             Arc::new(Progress::default()),
         );
-        tokio::time::timeout(Duration::from_secs(120), worker.run(CancellationToken::new()))
-            .await
-            .expect("the worker drains the queue")
+        tokio::time::timeout(
+            Duration::from_secs(120),
+            worker.run(CancellationToken::new()),
+        )
+        .await
+        .expect("the worker drains the queue")
     }
 
     async fn exists(&self, key: &str) -> bool {
@@ -115,7 +174,9 @@ fn jpeg(seed: u64) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_photo_fails_alone_and_keeps_everything() {
     let rig = Rig::new().await;
-    let good = rig.couple(1, vec![jpeg(1), b"definitely not a jpeg".to_vec(), jpeg(2)]).await;
+    let good = rig
+        .couple(1, vec![jpeg(1), b"definitely not a jpeg".to_vec(), jpeg(2)])
+        .await;
     let run = rig.run(OriginalsPolicy::Keep).await;
     rig.enqueue(&run, 1, true).await;
     let summary = rig.work().await;
@@ -127,16 +188,25 @@ async fn a_corrupt_photo_fails_alone_and_keeps_everything() {
     let decoded = image::load_from_memory(&webp).unwrap();
     assert_eq!((decoded.width(), decoded.height()), (400, 300));
     for t in &good.thumbs {
-        assert!(!rig.exists(t).await, "thumbnail {t} of a migrated photo remains");
+        assert!(
+            !rig.exists(t).await,
+            "thumbnail {t} of a migrated photo remains"
+        );
     }
     assert!(rig.exists(&good.key).await, "original deleted under keep");
 
     let bad = PhotoId(101);
     let (state, reason) = rig.state(&run, bad).await;
-    assert_eq!((state, reason.as_deref()), (PhotoState::Failed, Some("undecodable")));
+    assert_eq!(
+        (state, reason.as_deref()),
+        (PhotoState::Failed, Some("undecodable"))
+    );
     assert!(rig.exists("photos/1/101.jpg").await);
     for s in THUMB_SIZES {
-        assert!(rig.exists(&format!("thumbs/1/101_{s}.jpg")).await, "thumbnail of a failed photo deleted");
+        assert!(
+            rig.exists(&format!("thumbs/1/101_{s}.jpg")).await,
+            "thumbnail of a failed photo deleted"
+        );
     }
     assert!(!rig.exists("photos/1/101.webp").await);
     let status = rig.catalog.status(&run).await.unwrap();
@@ -151,7 +221,10 @@ async fn delete_policy_removes_originals_only_after_the_switch() {
     let photo = rig.couple(2, vec![jpeg(3)]).await;
     rig.couple(3, vec![jpeg(4)]).await;
     // The original of couple 3's photo vanished behind recast's back.
-    rig.store.delete_many(&["photos/3/300.jpg".to_owned()]).await.unwrap();
+    rig.store
+        .delete_many(&["photos/3/300.jpg".to_owned()])
+        .await
+        .unwrap();
     let run = rig.run(OriginalsPolicy::Delete).await;
     rig.enqueue(&run, 2, false).await; // photos read from the catalog
     rig.enqueue(&run, 3, true).await;
@@ -160,8 +233,14 @@ async fn delete_policy_removes_originals_only_after_the_switch() {
     assert!(!rig.exists(&photo.key).await, "original kept under delete");
     assert!(rig.exists(&webp_key(&photo.key)).await);
     let (state, reason) = rig.state(&run, PhotoId(300)).await;
-    assert_eq!((state, reason.as_deref()), (PhotoState::Failed, Some("missing_original")));
-    assert!(rig.exists("thumbs/3/300_160.jpg").await, "thumbnails of a photo without original deleted");
+    assert_eq!(
+        (state, reason.as_deref()),
+        (PhotoState::Failed, Some("missing_original"))
+    );
+    assert!(
+        rig.exists("thumbs/3/300_160.jpg").await,
+        "thumbnails of a photo without original deleted"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,7 +254,13 @@ async fn a_malformed_message_is_dead_lettered_and_the_worker_goes_on() {
         ("junk/3", r#"{"v":7,"run":"test","couple":4}"#),
     ];
     for (id, body) in junk {
-        rig.queue.send_batch(&[OutgoingMessage { dedup_id: id.into(), body: body.into() }]).await.unwrap();
+        rig.queue
+            .send_batch(&[OutgoingMessage {
+                dedup_id: id.into(),
+                body: body.into(),
+            }])
+            .await
+            .unwrap();
     }
     rig.enqueue(&run, 4, true).await;
     let summary = rig.work().await;
@@ -184,9 +269,18 @@ async fn a_malformed_message_is_dead_lettered_and_the_worker_goes_on() {
     let dead = rig.queue.dead_letters().await.unwrap();
     assert_eq!(dead.len(), 3);
     let reasons: Vec<&str> = dead.iter().map(|(_, r)| r.as_str()).collect();
-    assert!(reasons.iter().any(|r| r.contains("not a recast job")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("does not exist")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("version 7")), "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r.contains("not a recast job")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("does not exist")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("version 7")),
+        "{reasons:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -195,17 +289,35 @@ async fn a_redelivered_job_continues_from_the_catalog_without_re_encoding() {
     let photo = rig.couple(5, vec![jpeg(6), jpeg(7)]).await;
     let run = rig.run(OriginalsPolicy::Keep).await;
     // An earlier attempt stored and recorded the first photo, then died before deleting anything.
-    let webp = recast_codec::transcode(&jpeg(6), &Default::default()).unwrap().webp;
+    let webp = recast_codec::transcode(&jpeg(6), &Default::default())
+        .unwrap()
+        .webp;
     let key = webp_key(&photo.key);
     let bytes = rig.put(&key, webp.clone()).await;
-    let record = WebpRecord { key, bytes, crc32c: crc32c(&webp) };
+    let record = WebpRecord {
+        key,
+        bytes,
+        crc32c: crc32c(&webp),
+    };
     rig.catalog
-        .record(&run, CoupleId(5), &[ProgressUpdate::Switched { photo: photo.id, webp: record }], &Tally::default())
+        .record(
+            &run,
+            CoupleId(5),
+            &[ProgressUpdate::Switched {
+                photo: photo.id,
+                webp: record,
+            }],
+            &Tally::default(),
+        )
         .await
         .unwrap();
     rig.enqueue(&run, 5, true).await;
     // Its message comes back with a receive count of 2.
-    let first = rig.queue.receive(1, Duration::ZERO, Duration::ZERO).await.unwrap();
+    let first = rig
+        .queue
+        .receive(1, Duration::ZERO, Duration::ZERO)
+        .await
+        .unwrap();
     assert_eq!(first.len(), 1);
     rig.work().await;
     assert_eq!(rig.state(&run, photo.id).await.0, PhotoState::Done);
@@ -214,8 +326,14 @@ async fn a_redelivered_job_continues_from_the_catalog_without_re_encoding() {
         assert!(!rig.exists(t).await);
     }
     let status = rig.catalog.status(&run).await.unwrap();
-    assert_eq!(status.requests.s3_get, 1, "the recorded photo was fetched again");
+    assert_eq!(
+        status.requests.s3_get, 1,
+        "the recorded photo was fetched again"
+    );
     assert_eq!(status.requests.s3_put, 1);
-    assert_eq!(status.requests.s3_delete_requests, 1, "thumbnails not deleted in one batch");
+    assert_eq!(
+        status.requests.s3_delete_requests, 1,
+        "thumbnails not deleted in one batch"
+    );
     assert_eq!(status.requests.s3_deleted_objects, 4);
 }
