@@ -53,9 +53,32 @@ pub fn probe(input: &[u8]) -> Result<ImageInfo, CodecError> {
     })
 }
 
+/// A decoded, upright image and the metadata worth carrying into its WebP.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    pub image: DynamicImage,
+    /// Format and dimensions as stored (before orientation).
+    pub info: ImageInfo,
+    /// The embedded ICC profile, when it describes RGB data: the pixels handed to the encoder are
+    /// RGB, so a CMYK or grey profile would describe the wrong thing and is dropped.
+    pub icc: Option<Vec<u8>>,
+    /// The raw EXIF block (a TIFF structure), when asked for and present.
+    pub exif: Option<Vec<u8>>,
+}
+
 /// Decodes an image, refusing it from its header when it has more than `max_pixels`, and applies
 /// its EXIF orientation so the pixels are upright.
 pub fn decode(input: &[u8], max_pixels: u64) -> Result<(DynamicImage, ImageInfo), CodecError> {
+    let d = decode_with_metadata(input, max_pixels, false)?;
+    Ok((d.image, d.info))
+}
+
+/// [`decode`], also returning the ICC profile and, when `want_exif`, the EXIF block.
+pub fn decode_with_metadata(
+    input: &[u8],
+    max_pixels: u64,
+    want_exif: bool,
+) -> Result<Decoded, CodecError> {
     let (mut reader, format) = reader(input)?;
     let mut limits = Limits::default();
     // Room for the decoded pixels at up to 16 bits per channel with alpha, and nothing more.
@@ -72,15 +95,33 @@ pub fn decode(input: &[u8], max_pixels: u64) -> Result<(DynamicImage, ImageInfo)
             cap: max_pixels,
         });
     }
+    // Metadata that cannot be read is treated as absent: it never stops a photo converting.
+    let icc = decoder
+        .icc_profile()
+        .ok()
+        .flatten()
+        .filter(|p| is_rgb_profile(p));
+    let exif = if want_exif {
+        decoder.exif_metadata().ok().flatten()
+    } else {
+        None
+    };
     let orientation = decoder.orientation().map_err(|e| decode_error(format, e))?;
     let mut image = DynamicImage::from_decoder(decoder).map_err(|e| decode_error(format, e))?;
     image.apply_orientation(orientation);
-    Ok((
+    Ok(Decoded {
         image,
-        ImageInfo {
+        info: ImageInfo {
             format,
             width,
             height,
         },
-    ))
+        icc,
+        exif,
+    })
+}
+
+/// True when an ICC profile's header says its data colour space is RGB (bytes 16..20).
+fn is_rgb_profile(profile: &[u8]) -> bool {
+    profile.get(16..20) == Some(b"RGB ")
 }

@@ -1,15 +1,22 @@
-//! Pixels in, pixels out: decode what users uploaded (applying EXIF orientation), encode WebP,
-//! make JPEG thumbnails, and synthesise photo-like test images. Pure CPU, bytes in and out; the
-//! worker runs these on its bounded CPU pool.
+//! Pixels in, pixels out: decode what users uploaded (applying EXIF orientation), encode WebP
+//! with the fidelity rules of docs/codec.md (metadata, quality guard, saving), make JPEG
+//! thumbnails, and synthesise photo-like test images. Pure CPU, bytes in and out; the worker
+//! runs these on its bounded CPU pool.
 
+mod container;
+mod convert;
 mod decode;
 mod encode;
 mod error;
+mod exif;
+mod quality;
 mod synth;
 mod thumbnail;
 
-pub use decode::{decode, probe, ImageInfo, DEFAULT_MAX_PIXELS};
+pub use convert::{convert, Conversion, ConvertOptions, Converted, KeepReason, DEFAULT_MIN_SCORE};
+pub use decode::{decode, decode_with_metadata, probe, Decoded, ImageInfo, DEFAULT_MAX_PIXELS};
 pub use encode::{encode_webp, transcode, EncodeOptions, Transcoded};
 pub use error::CodecError;
+pub use quality::{quality_score, DEFAULT_COMPARE_PIXELS};
 pub use synth::synth_photo_jpeg;
 pub use thumbnail::{placeholder_thumbnail_jpeg, thumbnail_jpeg};
