@@ -15,6 +15,9 @@ use crate::{decode_with_metadata, encode_webp, probe, CodecError, EncodeOptions,
 pub struct ConvertOptions {
     /// Quality and method of the first try, and the pixel cap.
     pub encode: EncodeOptions,
+    /// Run the quality guard. Off, the first encode is taken unmeasured (`score` is `None`):
+    /// for measuring the encoder alone, as `recast bench` does beside the full conversion.
+    pub check_quality: bool,
     /// Lowest SSIMULACRA2 score accepted (see [`crate::quality_score`]).
     pub min_score: f64,
     /// Encodes tried at most, each `quality_step` above the last (capped at 100).
@@ -36,6 +39,7 @@ impl Default for ConvertOptions {
     fn default() -> Self {
         ConvertOptions {
             encode: EncodeOptions::default(),
+            check_quality: true,
             min_score: DEFAULT_MIN_SCORE,
             max_tries: 3,
             quality_step: 8.0,
@@ -52,7 +56,8 @@ pub struct Converted {
     pub out: Transcoded,
     /// WebP quality of the encode kept.
     pub quality: f32,
-    /// Its SSIMULACRA2 score; `None` for images too small to measure (under 8 pixels a side).
+    /// Its SSIMULACRA2 score; `None` when not measured: the guard was off, or the image is too
+    /// small to measure (under 8 pixels a side).
     pub score: Option<f64>,
     /// Encodes made (1 when the first one passed).
     pub tries: u8,
@@ -113,7 +118,11 @@ pub fn convert(input: &[u8], opts: &ConvertOptions) -> Result<Conversion, CodecE
             ..opts.encode
         };
         let bare = encode_webp(image, &encode)?;
-        let score = quality_score(image, &bare, opts.compare_pixels)?;
+        let score = if opts.check_quality {
+            quality_score(image, &bare, opts.compare_pixels)?
+        } else {
+            None
+        };
         let webp = attach_metadata(
             bare,
             image.width(),

@@ -2,6 +2,7 @@ use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 
+use crate::truncation::jpeg_is_truncated;
 use crate::CodecError;
 
 /// Images with more pixels than this are refused from their header (100 megapixels).
@@ -93,6 +94,11 @@ pub fn decode_with_metadata(
             height,
             pixels,
             cap: max_pixels,
+        });
+    }
+    if format == ImageFormat::Jpeg && jpeg_is_truncated(input) {
+        return Err(CodecError::Truncated {
+            format: "jpeg".into(),
         });
     }
     // Metadata that cannot be read is treated as absent: it never stops a photo converting.

@@ -13,6 +13,8 @@ pub enum CodecError {
         pixels: u64,
         cap: u64,
     },
+    #[error("{format} data ends before the image does: the file is truncated")]
+    Truncated { format: String },
     #[error("cannot decode {format} image: {message}")]
     Decode { format: String, message: String },
     #[error("WebP encoder refused the image: {0}")]

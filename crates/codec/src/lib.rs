@@ -12,6 +12,7 @@ mod exif;
 mod quality;
 mod synth;
 mod thumbnail;
+mod truncation;
 
 pub use convert::{convert, Conversion, ConvertOptions, Converted, KeepReason, DEFAULT_MIN_SCORE};
 pub use decode::{decode, decode_with_metadata, probe, Decoded, ImageInfo, DEFAULT_MAX_PIXELS};
