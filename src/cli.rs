@@ -55,6 +55,10 @@ pub enum Command {
     Status(StatusArgs),
     /// Seed, launch and work on embedded backends in one process, then print a summary.
     Demo(DemoArgs),
+    /// Convert one photo as a worker would, and say what happened (outcome, sizes, quality).
+    Convert(ConvertArgs),
+    /// Codec speed, size and quality on a folder of photos, optionally against cwebp.
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -194,6 +198,50 @@ pub struct DemoArgs {
     pub synth_width: u32,
 }
 
+/// Codec settings shared by `convert` and `bench`.
+#[derive(Debug, Args, Clone)]
+pub struct ConvertSettings {
+    /// WebP quality (0-100) of the first encode.
+    #[arg(long, env = "RECAST_QUALITY", default_value_t = 80.0)]
+    pub quality: f32,
+    /// libwebp method (0 fastest .. 6 smallest).
+    #[arg(long, env = "RECAST_METHOD", default_value_t = 4)]
+    pub method: u8,
+    /// Lowest SSIMULACRA2 score accepted by the quality guard.
+    #[arg(long, env = "RECAST_MIN_SCORE", default_value_t = recast_codec::DEFAULT_MIN_SCORE)]
+    pub min_score: f64,
+    /// Carry EXIF into the WebP (GPS data and the orientation tag are always removed).
+    #[arg(long, env = "RECAST_KEEP_EXIF")]
+    pub keep_exif: bool,
+    /// Images with more pixels are refused from their header.
+    #[arg(long, env = "RECAST_MAX_PIXELS", default_value_t = recast_codec::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// The photo to convert.
+    pub input: PathBuf,
+    /// Where to write the WebP (not written when the original is kept).
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub settings: ConvertSettings,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Folder of photos (every file in it that is an image).
+    pub dir: PathBuf,
+    /// Threads of the multi-threaded passes (default: the cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Also run cwebp on the same photos at the same settings and print the ratios.
+    #[arg(long)]
+    pub vs_cwebp: bool,
+    #[command(flatten)]
+    pub settings: ConvertSettings,
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = match cli.command {
@@ -213,6 +261,8 @@ pub fn main() -> ExitCode {
             Command::Work(a) => crate::work::run(a).await,
             Command::Status(a) => crate::status::run(a).await,
             Command::Demo(a) => crate::demo::run(a).await,
+            Command::Convert(a) => crate::convert::run(a).await,
+            Command::Bench(a) => crate::bench::run(a).await,
         }
     });
     match result {

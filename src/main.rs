@@ -1,6 +1,8 @@
 //! `recast`: migrate a photo store to one WebP per photo, safely, resumably, at fleet scale.
 
+mod bench;
 mod cli;
+mod convert;
 mod demo;
 mod launch;
 mod logging;

@@ -18,6 +18,6 @@ pub use convert::{convert, Conversion, ConvertOptions, Converted, KeepReason, DE
 pub use decode::{decode, decode_with_metadata, probe, Decoded, ImageInfo, DEFAULT_MAX_PIXELS};
 pub use encode::{encode_webp, transcode, EncodeOptions, Transcoded};
 pub use error::CodecError;
-pub use quality::{quality_score, DEFAULT_COMPARE_PIXELS};
+pub use quality::{quality_score, DEFAULT_COMPARE_PIXELS, TILE_SIDE};
 pub use synth::synth_photo_jpeg;
 pub use thumbnail::{placeholder_thumbnail_jpeg, thumbnail_jpeg};

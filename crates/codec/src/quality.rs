@@ -1,22 +1,33 @@
 //! The perceptual comparison behind the quality guard: SSIMULACRA2 (ssimulacra2 crate) between
 //! the decoded source and the decoded WebP.
 
+use std::borrow::Cow;
+
 use image::DynamicImage;
 use ssimulacra2::{compute_frame_ssimulacra2, LinearRgb};
 
 use crate::CodecError;
 
-/// Pixels compared at most: larger images are box-downscaled (in linear light, the same way for
-/// both sides) to fit, since the metric costs several times an encode at full size.
-pub const DEFAULT_COMPARE_PIXELS: u64 = 1_000_000;
+/// Side of the square tiles compared on images larger than the comparison budget.
+pub const TILE_SIDE: u32 = 256;
 
-/// Images smaller than this on a side (after downscaling) are not measured: SSIMULACRA2 needs 8.
-const MIN_SIDE: usize = 8;
+/// Pixels compared at most per image: two full-resolution tiles. SSIMULACRA2 costs about a
+/// microsecond per pixel on one core, so comparing a 3 MP photo whole would cost several times
+/// its encode; two tiles cost about half an encode.
+pub const DEFAULT_COMPARE_PIXELS: u64 = 2 * (TILE_SIDE as u64) * (TILE_SIDE as u64);
+
+/// Images smaller than this on a side are not measured: SSIMULACRA2 needs 8.
+const MIN_SIDE: u32 = 8;
 
 /// SSIMULACRA2 score of `webp` against `source`: 100 is identical, about 90 visually lossless,
-/// 70 high quality, 50 medium. `None` when the image is too small to measure. Transparent
-/// pixels are compared composited over mid grey, since the encoder may change the colour of
-/// pixels nobody can see.
+/// 70 high quality, 50 medium. `None` when the image is too small to measure.
+///
+/// An image of at most `compare_pixels` pixels is compared whole. A larger one is compared on
+/// `compare_pixels / 256²` tiles of 256x256 spread evenly over it, at full resolution (a
+/// downscale would hide exactly the artefacts the guard is for, and would make the score depend
+/// on the photo's size), and its score is the worst tile's: the loss is visible somewhere.
+/// Transparent pixels are compared composited over mid grey, since the encoder may change the
+/// colour of pixels nobody can see.
 pub fn quality_score(
     source: &DynamicImage,
     webp: &[u8],
@@ -33,29 +44,112 @@ pub fn quality_score(
             decoded.height()
         )));
     }
-    let pixels = u64::from(width) * u64::from(height);
-    let factor = (pixels as f64 / compare_pixels.max(1) as f64)
-        .sqrt()
-        .ceil()
-        .max(1.0) as usize;
-    let (w, h) = (width as usize, height as usize);
-    if w / factor < MIN_SIDE || h / factor < MIN_SIDE {
+    if width < MIN_SIDE || height < MIN_SIDE {
         return Ok(None);
     }
-    let lut = srgb_to_linear_table();
-    let src = match source {
-        DynamicImage::ImageRgb8(p) => linear(p.as_raw(), 3, w, h, factor, &lut),
-        DynamicImage::ImageRgba8(p) => linear(p.as_raw(), 4, w, h, factor, &lut),
-        other if other.color().has_alpha() => {
-            linear(other.to_rgba8().as_raw(), 4, w, h, factor, &lut)
-        }
-        other => linear(other.to_rgb8().as_raw(), 3, w, h, factor, &lut),
+    let source = Pixels::of(source);
+    let decoded = Pixels {
+        bytes: Cow::Borrowed(&decoded),
+        channels: if decoded.is_alpha() { 4 } else { 3 },
+        width: width as usize,
     };
-    let channels = if decoded.is_alpha() { 4 } else { 3 };
-    let dst = linear(&decoded, channels, w, h, factor, &lut);
-    let score = compute_frame_ssimulacra2(src, dst)
-        .map_err(|e| CodecError::Encode(format!("cannot compare the WebP with its source: {e}")))?;
-    Ok(Some(score))
+    let lut = srgb_to_linear_table();
+    let mut worst = f64::INFINITY;
+    for tile in tiles(width, height, compare_pixels) {
+        let score =
+            compute_frame_ssimulacra2(source.linear(tile, &lut), decoded.linear(tile, &lut))
+                .map_err(|e| {
+                    CodecError::Encode(format!("cannot compare the WebP with its source: {e}"))
+                })?;
+        worst = worst.min(score);
+    }
+    Ok(Some(worst))
+}
+
+/// A rectangle of the image: x, y, width, height.
+type Rect = (usize, usize, usize, usize);
+
+/// The whole image when it fits the budget, else tiles on an even grid (as many as the budget
+/// pays for, at least one; the grid follows the image's aspect ratio).
+fn tiles(width: u32, height: u32, compare_pixels: u64) -> Vec<Rect> {
+    let (w, h) = (width as usize, height as usize);
+    if u64::from(width) * u64::from(height) <= compare_pixels {
+        return vec![(0, 0, w, h)];
+    }
+    let side = TILE_SIDE as usize;
+    let (tw, th) = (side.min(w), side.min(h));
+    let count = (compare_pixels / (TILE_SIDE as u64 * TILE_SIDE as u64)).max(1) as usize;
+    let across = ((count as f64 * w as f64 / h as f64).sqrt().round() as usize).clamp(1, count);
+    let down = count.div_ceil(across);
+    let mut out = Vec::with_capacity(count);
+    for j in 0..down {
+        for i in 0..across {
+            if out.len() == count {
+                break;
+            }
+            // Tile centres at the middle of each grid cell, tiles kept inside the image.
+            let cx = (2 * i + 1) * w / (2 * across);
+            let cy = (2 * j + 1) * h / (2 * down);
+            let x = cx.saturating_sub(tw / 2).min(w - tw);
+            let y = cy.saturating_sub(th / 2).min(h - th);
+            out.push((x, y, tw, th));
+        }
+    }
+    out
+}
+
+/// 8-bit sRGB pixels, RGB or RGBA, row after row.
+struct Pixels<'a> {
+    bytes: Cow<'a, [u8]>,
+    channels: usize,
+    width: usize,
+}
+
+impl<'a> Pixels<'a> {
+    fn of(image: &'a DynamicImage) -> Pixels<'a> {
+        let width = image.width() as usize;
+        match image {
+            DynamicImage::ImageRgb8(p) => Pixels {
+                bytes: Cow::Borrowed(p.as_raw()),
+                channels: 3,
+                width,
+            },
+            DynamicImage::ImageRgba8(p) => Pixels {
+                bytes: Cow::Borrowed(p.as_raw()),
+                channels: 4,
+                width,
+            },
+            // Grey and 16-bit images: converted to 8-bit RGB(A) as the encoder saw them.
+            other if other.color().has_alpha() => Pixels {
+                bytes: Cow::Owned(other.to_rgba8().into_raw()),
+                channels: 4,
+                width,
+            },
+            other => Pixels {
+                bytes: Cow::Owned(other.to_rgb8().into_raw()),
+                channels: 3,
+                width,
+            },
+        }
+    }
+
+    /// Linear-light RGB of a rectangle, alpha composited over mid grey.
+    fn linear(&self, (x0, y0, w, h): Rect, lut: &[f32; 256]) -> LinearRgb {
+        let grey = lut[128];
+        let mut out = Vec::with_capacity(w * h);
+        for y in y0..y0 + h {
+            let row = &self.bytes[(y * self.width + x0) * self.channels..][..w * self.channels];
+            out.extend(row.chunks_exact(self.channels).map(|px| {
+                let a = if self.channels == 4 {
+                    f32::from(px[3]) / 255.0
+                } else {
+                    1.0
+                };
+                [0, 1, 2].map(|c| lut[usize::from(px[c])] * a + grey * (1.0 - a))
+            }));
+        }
+        LinearRgb::new(out, w, h).expect("the buffer is w x h")
+    }
 }
 
 fn srgb_to_linear_table() -> [f32; 256] {
@@ -69,39 +163,29 @@ fn srgb_to_linear_table() -> [f32; 256] {
     })
 }
 
-/// Linear-light RGB of 8-bit sRGB pixels, each output pixel the mean of a `factor`-square block
-/// (edge rows and columns that do not fill a block are left out).
-fn linear(
-    pixels: &[u8],
-    channels: usize,
-    w: usize,
-    h: usize,
-    factor: usize,
-    lut: &[f32; 256],
-) -> LinearRgb {
-    let (ow, oh) = (w / factor, h / factor);
-    let grey = lut[128];
-    let scale = 1.0 / (factor * factor) as f32;
-    let mut out = vec![[0f32; 3]; ow * oh];
-    for (oy, out_row) in out.chunks_exact_mut(ow).enumerate() {
-        for y in oy * factor..(oy + 1) * factor {
-            let row = &pixels[y * w * channels..][..ow * factor * channels];
-            for (acc, block) in out_row.iter_mut().zip(row.chunks_exact(factor * channels)) {
-                for px in block.chunks_exact(channels) {
-                    let a = if channels == 4 {
-                        f32::from(px[3]) / 255.0
-                    } else {
-                        1.0
-                    };
-                    for c in 0..3 {
-                        acc[c] += lut[usize::from(px[c])] * a + grey * (1.0 - a);
-                    }
-                }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_images_are_compared_whole_and_large_ones_on_tiles_inside_them() {
+        assert_eq!(
+            tiles(400, 300, DEFAULT_COMPARE_PIXELS),
+            vec![(0, 0, 400, 300)]
+        );
+        for (w, h) in [(2400, 1500), (1500, 2400), (6000, 300), (4000, 3000)] {
+            let t = tiles(w, h, DEFAULT_COMPARE_PIXELS);
+            assert_eq!(tiles(w, h, 4 * 256 * 256).len(), 4);
+            assert_eq!(t.len(), 2, "{w}x{h}: {t:?}");
+            for &(x, y, tw, th) in &t {
+                assert!(
+                    x + tw <= w as usize && y + th <= h as usize,
+                    "{w}x{h}: {t:?}"
+                );
             }
-        }
-        for acc in out_row.iter_mut() {
-            acc.iter_mut().for_each(|v| *v *= scale);
+            let mut distinct = t.clone();
+            distinct.dedup();
+            assert_eq!(distinct.len(), 2, "{w}x{h}: overlapping tiles {t:?}");
         }
     }
-    LinearRgb::new(out, ow, oh).expect("the buffer is ow x oh")
 }

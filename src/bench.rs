@@ -1,0 +1,301 @@
+//! `recast bench DIR`: codec speed, size and quality on a folder of photos, on one thread and on
+//! N, optionally beside `cwebp` at the same settings in the same run.
+//!
+//! Passes, each over every photo and each timed as a whole (wall clock):
+//! - *decode+encode*: the conversion with the quality guard off, the same work `cwebp` does;
+//!   its WebP sizes are the ones compared with cwebp's;
+//! - *convert*: the full conversion the workers run, quality guard (and its re-encodes) included;
+//! - *cwebp*: one `cwebp` process per photo, N at a time.
+//!
+//! Quality figures are SSIMULACRA2 against the decoded source, measured after the timed passes
+//! at the same settings for recast's and cwebp's output alike.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use recast_codec::{Conversion, ConvertOptions, KeepReason};
+
+use crate::cli::BenchArgs;
+use crate::convert::bytes;
+
+struct Photo {
+    path: PathBuf,
+    bytes: Vec<u8>,
+    megapixels: f64,
+}
+
+/// Wall time of one pass at one thread count, and what each photo gave.
+struct Pass<T> {
+    elapsed: Duration,
+    results: Vec<T>,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(move || bench(&args)).await?
+}
+
+fn bench(args: &BenchArgs) -> anyhow::Result<()> {
+    let photos = load(&args.dir)?;
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let megapixels: f64 = photos.iter().map(|p| p.megapixels).sum();
+    let input_bytes: usize = photos.iter().map(|p| p.bytes.len()).sum();
+    let options = args.settings.options();
+    // Sizes are reported, not judged: every photo yields its WebP, so recast's and cwebp's
+    // totals cover the same photos. The no-saving rule is counted separately below.
+    let encode_only = ConvertOptions {
+        check_quality: false,
+        min_saving: f64::NEG_INFINITY,
+        ..options
+    };
+    let guarded = ConvertOptions {
+        min_saving: f64::NEG_INFINITY,
+        ..options
+    };
+    println!(
+        "recast bench {} — {} photos, {:.1} MP, {}, quality {}, method {}, 1 and {threads} threads",
+        args.dir.display(),
+        photos.len(),
+        megapixels,
+        bytes(input_bytes),
+        options.encode.quality,
+        options.encode.method,
+    );
+
+    let encode = |p: &Photo| recast_codec::convert(&p.bytes, &encode_only);
+    let convert = |p: &Photo| recast_codec::convert(&p.bytes, &guarded);
+    let enc = (
+        run_pass(&photos, 1, encode),
+        run_pass(&photos, threads, encode),
+    );
+    let conv = (
+        run_pass(&photos, 1, convert),
+        run_pass(&photos, threads, convert),
+    );
+    let ours: Vec<Vec<u8>> = enc
+        .0
+        .results
+        .into_iter()
+        .zip(&photos)
+        .map(|(r, p)| webp_of(r, &p.path))
+        .collect::<anyhow::Result<_>>()?;
+
+    let cwebp = if args.vs_cwebp {
+        let scratch = std::env::temp_dir().join(format!("recast-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&scratch)?;
+        let run = |p: &Photo| cwebp(&p.path, &scratch, &options);
+        let passes = (run_pass(&photos, 1, run), run_pass(&photos, threads, run));
+        std::fs::remove_dir_all(&scratch).ok();
+        let outputs: Vec<Vec<u8>> = passes.0.results.into_iter().collect::<Result<_, _>>()?;
+        Some((passes.0.elapsed, passes.1.elapsed, outputs))
+    } else {
+        None
+    };
+
+    let rate = |d: Duration| megapixels / d.as_secs_f64();
+    let row = |name: &str, one: Duration, many: Duration| {
+        println!(
+            "{name:<22} {:>7.2} MP/s {:>12.2} MP/s {:>9.2}x",
+            rate(one),
+            rate(many),
+            one.as_secs_f64() / many.as_secs_f64()
+        );
+    };
+    println!(
+        "{:<22} {:>12} {:>17} {:>10}",
+        "",
+        "1 thread",
+        format!("{threads} threads"),
+        "scaling"
+    );
+    row("recast decode+encode", enc.0.elapsed, enc.1.elapsed);
+    row("recast convert", conv.0.elapsed, conv.1.elapsed);
+    if let Some((one, many, _)) = &cwebp {
+        row("cwebp", *one, *many);
+        println!(
+            "{:<22} {:>10.2}x {:>16.2}x",
+            "decode+encode / cwebp",
+            one.as_secs_f64() / enc.0.elapsed.as_secs_f64(),
+            many.as_secs_f64() / enc.1.elapsed.as_secs_f64()
+        );
+        println!(
+            "{:<22} {:>10.2}x {:>16.2}x",
+            "convert / cwebp",
+            one.as_secs_f64() / conv.0.elapsed.as_secs_f64(),
+            many.as_secs_f64() / conv.1.elapsed.as_secs_f64()
+        );
+    }
+
+    let our_bytes: usize = ours.iter().map(Vec::len).sum();
+    print!(
+        "bytes                  in {}, recast {} ({:.3} of in)",
+        bytes(input_bytes),
+        bytes(our_bytes),
+        our_bytes as f64 / input_bytes as f64
+    );
+    if let Some((_, _, outputs)) = &cwebp {
+        let theirs: usize = outputs.iter().map(Vec::len).sum();
+        print!(
+            ", cwebp {} ({:.3} of in), recast/cwebp {:.3}",
+            bytes(theirs),
+            theirs as f64 / input_bytes as f64,
+            our_bytes as f64 / theirs as f64
+        );
+    }
+    println!();
+
+    let scores = |outputs: &[Vec<u8>]| -> anyhow::Result<Vec<f64>> {
+        let mut scores = Vec::new();
+        for (p, webp) in photos.iter().zip(outputs) {
+            let (image, _) = recast_codec::decode(&p.bytes, options.encode.max_pixels)?;
+            let score = recast_codec::quality_score(&image, webp, options.compare_pixels)
+                .with_context(|| format!("failed to score {}", p.path.display()))?;
+            scores.extend(score);
+        }
+        Ok(scores)
+    };
+    print!(
+        "ssimulacra2 at q{}      recast {}",
+        options.encode.quality,
+        summary(&scores(&ours)?)
+    );
+    if let Some((_, _, outputs)) = &cwebp {
+        print!(", cwebp {}", summary(&scores(outputs)?));
+    }
+    println!();
+    println!("{}", outcomes(&conv.0.results, &photos, &ours, &options));
+    Ok(())
+}
+
+fn load(dir: &Path) -> anyhow::Result<Vec<Photo>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("failed to read {}", dir.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    paths.retain(|p| p.is_file());
+    paths.sort();
+    let mut photos = Vec::new();
+    for path in paths {
+        let bytes = std::fs::read(&path)?;
+        // Only photos are benchmarked; anything else in the folder is named and skipped.
+        match recast_codec::probe(&bytes) {
+            Ok(info) => photos.push(Photo {
+                megapixels: f64::from(info.width) * f64::from(info.height) / 1e6,
+                path,
+                bytes,
+            }),
+            Err(e) => eprintln!("skipping {}: {e}", path.display()),
+        }
+    }
+    if photos.is_empty() {
+        bail!("no photos in {}", dir.display());
+    }
+    Ok(photos)
+}
+
+/// Runs `work` over every photo on `threads` threads, each taking the next photo not yet taken.
+fn run_pass<T: Send>(
+    photos: &[Photo],
+    threads: usize,
+    work: impl Fn(&Photo) -> T + Sync,
+) -> Pass<T> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<T>>> = Mutex::new((0..photos.len()).map(|_| None).collect());
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(photo) = photos.get(i) else { break };
+                let out = work(photo);
+                results.lock().expect("no thread panics holding it")[i] = Some(out);
+            });
+        }
+    });
+    let elapsed = started.elapsed();
+    let results = results
+        .into_inner()
+        .expect("no thread panicked")
+        .into_iter()
+        .map(|r| r.expect("every photo was taken"))
+        .collect();
+    Pass { elapsed, results }
+}
+
+fn webp_of(
+    result: Result<Conversion, recast_codec::CodecError>,
+    path: &Path,
+) -> anyhow::Result<Vec<u8>> {
+    match result.with_context(|| format!("failed to convert {}", path.display()))? {
+        Conversion::Webp(c) => Ok(c.out.webp),
+        other => bail!("{} gave no WebP: {other:?}", path.display()),
+    }
+}
+
+/// One `cwebp` at the same quality, method and metadata handling as recast (ICC always, EXIF
+/// only when kept; cwebp cannot drop GPS from it, so `--keep-exif` compares slightly unequal
+/// metadata).
+fn cwebp(input: &Path, scratch: &Path, options: &ConvertOptions) -> anyhow::Result<Vec<u8>> {
+    let name = input.file_name().context("a file has a name")?;
+    let output = scratch.join(name).with_extension("webp");
+    let metadata = if options.keep_exif { "icc,exif" } else { "icc" };
+    let status = Command::new("cwebp")
+        .args(["-quiet", "-metadata", metadata, "-q"])
+        .arg(options.encode.quality.to_string())
+        .arg("-m")
+        .arg(options.encode.method.to_string())
+        .arg(input)
+        .arg("-o")
+        .arg(&output)
+        .status()
+        .context("failed to run cwebp (Debian package `webp`)")?;
+    if !status.success() {
+        bail!("cwebp failed on {}: {status}", input.display());
+    }
+    Ok(std::fs::read(&output)?)
+}
+
+fn summary(scores: &[f64]) -> String {
+    if scores.is_empty() {
+        return "not measured".into();
+    }
+    let mean = scores.iter().sum::<f64>() / scores.len() as f64;
+    let worst = scores.iter().copied().fold(f64::INFINITY, f64::min);
+    format!("mean {mean:.1} worst {worst:.1}")
+}
+
+/// What the full conversion decided, counting the no-saving rule on the decode+encode sizes.
+fn outcomes(
+    converted: &[Result<Conversion, recast_codec::CodecError>],
+    photos: &[Photo],
+    webps: &[Vec<u8>],
+    options: &ConvertOptions,
+) -> String {
+    let (mut first_try, mut reencoded, mut kept_quality, mut failed) = (0, 0, 0, 0);
+    for r in converted {
+        match r {
+            Ok(Conversion::Webp(c)) if c.tries == 1 => first_try += 1,
+            Ok(Conversion::Webp(_)) => reencoded += 1,
+            Ok(Conversion::Keep {
+                reason: KeepReason::Quality,
+                ..
+            }) => kept_quality += 1,
+            Ok(_) => {}
+            Err(_) => failed += 1,
+        }
+    }
+    let no_saving = photos
+        .iter()
+        .zip(webps)
+        .filter(|(p, w)| w.len() as f64 > p.bytes.len() as f64 * (1.0 - options.min_saving))
+        .count();
+    format!(
+        "outcomes (convert)     {first_try} webp at the first try, {reencoded} re-encoded higher, \
+         {kept_quality} kept: quality, {failed} failed; {no_saving} would be kept: no saving"
+    )
+}

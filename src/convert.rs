@@ -1,0 +1,78 @@
+//! `recast convert IN OUT`: one photo through the same conversion as the workers, for an
+//! operator choosing settings. Prints the outcome, sizes and quality figure on one line.
+
+use anyhow::Context;
+use recast_codec::{Conversion, ConvertOptions, EncodeOptions};
+
+use crate::cli::{ConvertArgs, ConvertSettings};
+
+impl ConvertSettings {
+    /// The codec options these flags stand for.
+    pub fn options(&self) -> ConvertOptions {
+        ConvertOptions {
+            encode: EncodeOptions {
+                quality: self.quality,
+                method: self.method,
+                max_pixels: self.max_pixels,
+            },
+            min_score: self.min_score,
+            keep_exif: self.keep_exif,
+            ..ConvertOptions::default()
+        }
+    }
+}
+
+pub async fn run(args: ConvertArgs) -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(move || convert_file(&args)).await?
+}
+
+fn convert_file(args: &ConvertArgs) -> anyhow::Result<()> {
+    let input = std::fs::read(&args.input)
+        .with_context(|| format!("failed to read {}", args.input.display()))?;
+    let conversion = recast_codec::convert(&input, &args.settings.options())
+        .with_context(|| format!("failed to convert {}", args.input.display()))?;
+    match conversion {
+        Conversion::Webp(c) => {
+            std::fs::write(&args.output, &c.out.webp)
+                .with_context(|| format!("failed to write {}", args.output.display()))?;
+            let score = c
+                .score
+                .map_or_else(|| "not measured".to_string(), |s| format!("{s:.1}"));
+            println!(
+                "webp: {} {}x{} {} -> {} {} ({:.1}% of the source), quality {}, ssimulacra2 {score}, {} {}",
+                c.out.source_format,
+                c.out.width,
+                c.out.height,
+                bytes(input.len()),
+                args.output.display(),
+                bytes(c.out.webp.len()),
+                100.0 * c.out.webp.len() as f64 / input.len() as f64,
+                c.quality,
+                c.tries,
+                if c.tries == 1 { "try" } else { "tries" },
+            );
+        }
+        Conversion::AlreadyWebp { width, height } => println!(
+            "already webp: {width}x{height} {}, not re-encoded; {} not written",
+            bytes(input.len()),
+            args.output.display()
+        ),
+        Conversion::Keep { reason, detail } => println!(
+            "kept: {reason}: {detail}; {} not written",
+            args.output.display()
+        ),
+    }
+    Ok(())
+}
+
+/// Bytes for people: `812 B`, `41.3 KB`, `2.41 MB` (powers of 1000, like the README's tables).
+pub fn bytes(n: usize) -> String {
+    let n = n as f64;
+    if n < 1e3 {
+        format!("{n} B")
+    } else if n < 1e6 {
+        format!("{:.1} KB", n / 1e3)
+    } else {
+        format!("{:.2} MB", n / 1e6)
+    }
+}
