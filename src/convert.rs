@@ -38,8 +38,13 @@ fn convert_file(args: &ConvertArgs) -> anyhow::Result<()> {
             let score = c
                 .score
                 .map_or_else(|| "not measured".to_string(), |s| format!("{s:.1}"));
+            let frames = if c.source_frames > 1 {
+                format!(" (first of {} frames)", c.source_frames)
+            } else {
+                String::new()
+            };
             println!(
-                "webp: {} {}x{} {} -> {} {} ({:.1}% of the source), quality {}, ssimulacra2 {score}, {} {}",
+                "webp: {} {}x{}{frames} {} -> {} {} ({:.1}% of the source), quality {}, ssimulacra2 {score}, {} {}",
                 c.out.source_format,
                 c.out.width,
                 c.out.height,

@@ -8,6 +8,7 @@ use image::ImageFormat;
 
 use crate::container::attach_metadata;
 use crate::exif::strip_gps_and_orientation;
+use crate::gif_frames::gif_frame_count;
 use crate::quality::{quality_score, DEFAULT_COMPARE_PIXELS};
 use crate::{decode_with_metadata, encode_webp, probe, CodecError, EncodeOptions, Transcoded};
 
@@ -64,6 +65,9 @@ pub struct Converted {
     pub score: Option<f64>,
     /// Encodes made (1 when the first one passed).
     pub tries: u8,
+    /// Frames of the source: more than 1 for an animated GIF, of which only the first frame is
+    /// in the WebP (see docs/codec.md).
+    pub source_frames: u32,
 }
 
 /// Why the original is kept instead of a WebP.
@@ -159,6 +163,10 @@ pub fn convert(input: &[u8], opts: &ConvertOptions) -> Result<Conversion, CodecE
                 quality,
                 score,
                 tries,
+                source_frames: match decoded.info.format {
+                    ImageFormat::Gif => gif_frame_count(input).max(1),
+                    _ => 1,
+                },
             }));
         }
         if tries >= opts.max_tries || quality >= 100.0 {

@@ -9,6 +9,7 @@ mod decode;
 mod encode;
 mod error;
 mod exif;
+mod gif_frames;
 mod quality;
 mod synth;
 mod thumbnail;

@@ -236,6 +236,7 @@ fn animated_gif_becomes_its_first_frame() {
     assert_eq!(frames, 3, "the fixture is animated");
     let c = webp(&gif, &ConvertOptions::default());
     assert_eq!(c.out.source_format, "gif");
+    assert_eq!(c.source_frames, 3, "frames left behind are not reported");
     let back = decode_webp(&c.out.webp).to_rgb8();
     assert_eq!(back.dimensions(), (w, h));
     let Rgb(centre) = *back.get_pixel(w / 2, h / 2);
