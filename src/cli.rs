@@ -55,6 +55,9 @@ pub enum Command {
     Status(StatusArgs),
     /// Seed, launch and work on embedded backends in one process, then print a summary.
     Demo(DemoArgs),
+    /// Create an SQS queue with its dead-letter queue, or show a queue's counts.
+    #[command(subcommand)]
+    Queue(QueueCommand),
     /// Convert one photo as a worker would, and say what happened (outcome, sizes, quality).
     Convert(ConvertArgs),
     /// Codec speed, size and quality on a folder of photos, optionally against cwebp.
@@ -63,16 +66,48 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct DbArg {
-    /// Catalog database URL: sqlite://PATH.
+    /// Catalog database URL: sqlite://PATH or postgres://USER@HOST/DB (a password is better given
+    /// in PGPASSWORD or ~/.pgpass than in the URL).
     #[arg(long, env = "RECAST_DB")]
     pub db: String,
+    /// Database connections of this process (PostgreSQL).
+    #[arg(long, env = "RECAST_DB_POOL", default_value_t = recast_catalog::DEFAULT_POOL_SIZE)]
+    pub db_pool: u32,
+}
+
+impl DbArg {
+    pub async fn open(&self) -> anyhow::Result<std::sync::Arc<dyn recast_catalog::Catalog>> {
+        use anyhow::Context;
+        recast_catalog::open_with(&self.db, self.db_pool)
+            .await
+            .context("failed to open the catalog")
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// Create an SQS queue NAME and its dead-letter queue NAME-dlq with a redrive policy; print the URL.
+    Create {
+        name: String,
+        /// Receives of one message before SQS moves it to the dead-letter queue.
+        #[arg(long, default_value_t = 5)]
+        max_receives: u32,
+        /// The queue's default visibility timeout.
+        #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+        visibility_timeout: Duration,
+    },
+    /// Show a queue's visible, in-flight and dead-letter counts.
+    Stats {
+        /// Queue URL (SQS or sqlite://).
+        url: String,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct SeedArgs {
     #[command(flatten)]
     pub db: DbArg,
-    /// Object store URL: file:///DIR.
+    /// Object store URL: s3://BUCKET/PREFIX or file:///DIR.
     #[arg(long, env = "RECAST_STORE")]
     pub store: String,
     /// Folder of photos to copy (cycling); without it, photo-like images are generated.
@@ -81,7 +116,10 @@ pub struct SeedArgs {
     /// Couples to add.
     #[arg(long, env = "RECAST_COUPLES", default_value_t = 50)]
     pub couples: u32,
-    /// Most photos one couple owns (each owns 1..=this many).
+    /// Fewest photos one couple owns.
+    #[arg(long, env = "RECAST_MIN_PHOTOS", default_value_t = 1)]
+    pub min_photos: u32,
+    /// Most photos one couple owns (each owns min..=max).
     #[arg(long, env = "RECAST_MAX_PHOTOS", default_value_t = 6)]
     pub max_photos: u32,
     /// Thumbnails per photo (1..=6).
@@ -93,7 +131,7 @@ pub struct SeedArgs {
 pub struct LaunchArgs {
     #[command(flatten)]
     pub db: DbArg,
-    /// Queue URL: sqlite://PATH[?in_flight_cap=N&max_receives=N].
+    /// Queue URL: an SQS queue URL, or sqlite://PATH[?in_flight_cap=N&max_receives=N].
     #[arg(long, env = "RECAST_QUEUE")]
     pub queue: String,
     /// Run name; an existing run is resumed with its frozen settings.
@@ -119,10 +157,10 @@ fn parse_originals(s: &str) -> Result<OriginalsPolicy, String> {
 pub struct WorkArgs {
     #[command(flatten)]
     pub db: DbArg,
-    /// Object store URL: file:///DIR.
+    /// Object store URL: s3://BUCKET/PREFIX or file:///DIR.
     #[arg(long, env = "RECAST_STORE")]
     pub store: String,
-    /// Queue URL: sqlite://PATH.
+    /// Queue URL: an SQS queue URL, or sqlite://PATH.
     #[arg(long, env = "RECAST_QUEUE")]
     pub queue: String,
     #[command(flatten)]
@@ -158,6 +196,9 @@ pub struct WorkTuning {
     /// Images with more pixels are refused from their header.
     #[arg(long, env = "RECAST_MAX_PIXELS", default_value_t = recast_codec::DEFAULT_MAX_PIXELS)]
     pub max_pixels: u64,
+    /// How long a sweep's claim on photos lasts; a dead worker's claims pass to others after it.
+    #[arg(long, env = "RECAST_SWEEP_LEASE", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub sweep_lease: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -238,6 +279,9 @@ pub struct BenchArgs {
     /// Also run cwebp on the same photos at the same settings and print the ratios.
     #[arg(long)]
     pub vs_cwebp: bool,
+    /// Rounds of every pass; the best time of each is reported.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
     #[command(flatten)]
     pub settings: ConvertSettings,
 }
@@ -261,6 +305,7 @@ pub fn main() -> ExitCode {
             Command::Work(a) => crate::work::run(a).await,
             Command::Status(a) => crate::status::run(a).await,
             Command::Demo(a) => crate::demo::run(a).await,
+            Command::Queue(c) => crate::queue::run(c).await,
             Command::Convert(a) => crate::convert::run(a).await,
             Command::Bench(a) => crate::bench::run(a).await,
         }

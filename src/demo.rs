@@ -32,7 +32,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
     let store_url = format!("file://{}", dir.join("store").display());
     let catalog = recast_catalog::open(&db_url).await?;
     let queue = recast_queue::open(&queue_url).await?;
-    let store = recast_store::open(&store_url)?;
+    let store = recast_store::open(&store_url).await?;
     let cpu = CpuPool::per_core();
     let settings = RunSettings {
         quality: a.quality,
@@ -54,6 +54,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
     let plan = SeedPlan {
         photos: a.photos.clone(),
         couples: a.couples,
+        min_photos: 1,
         max_photos: a.max_photos,
         thumbs: a.thumbs,
         synth_width: a.synth_width,

@@ -23,9 +23,7 @@ pub struct LaunchReport {
 }
 
 pub async fn run(a: LaunchArgs) -> anyhow::Result<()> {
-    let catalog = recast_catalog::open(&a.db.db)
-        .await
-        .context("failed to open the catalog")?;
+    let catalog = a.db.open().await?;
     let queue = recast_queue::open(&a.queue)
         .await
         .context("failed to open the queue")?;

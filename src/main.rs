@@ -6,6 +6,7 @@ mod convert;
 mod demo;
 mod launch;
 mod logging;
+mod queue;
 mod seed;
 mod status;
 mod work;

@@ -37,6 +37,7 @@ pub struct Source {
 pub struct SeedPlan {
     pub photos: Option<PathBuf>,
     pub couples: u32,
+    pub min_photos: u32,
     pub max_photos: u32,
     pub thumbs: u32,
     pub synth_width: u32,
@@ -53,13 +54,14 @@ pub struct SeedReport {
 }
 
 pub async fn run(a: SeedArgs) -> anyhow::Result<()> {
-    let catalog = recast_catalog::open(&a.db.db)
+    let catalog = a.db.open().await?;
+    let store = recast_store::open(&a.store)
         .await
-        .context("failed to open the catalog")?;
-    let store = recast_store::open(&a.store).context("failed to open the store")?;
+        .context("failed to open the store")?;
     let plan = SeedPlan {
         photos: a.photos,
         couples: a.couples,
+        min_photos: a.min_photos,
         max_photos: a.max_photos,
         thumbs: a.thumbs,
         synth_width: 1600,
@@ -174,10 +176,11 @@ fn make_source(name: String, bytes: Bytes, sizes: &[u32]) -> Source {
     }
 }
 
-/// Photos owned by a couple: 1..=max, the same for the same couple id.
-fn photos_of(couple: CoupleId, max_photos: u32) -> u32 {
+/// Photos owned by a couple: min..=max, the same for the same couple id.
+fn photos_of(couple: CoupleId, min_photos: u32, max_photos: u32) -> u32 {
     let mut rng = fastrand::Rng::with_seed(couple.0 as u64 ^ 0x5eed);
-    1 + rng.u32(..max_photos.max(1))
+    let min = min_photos.max(1);
+    rng.u32(min..=max_photos.max(min))
 }
 
 /// Seeds the couples. Objects are put before the catalog rows that name them, so the catalog never
@@ -209,7 +212,7 @@ pub async fn seed(
         let mut uploads: Vec<(String, Bytes)> = Vec::new();
         for &couple in batch {
             let mut photos = Vec::new();
-            for _ in 0..photos_of(couple, plan.max_photos) {
+            for _ in 0..photos_of(couple, plan.min_photos, plan.max_photos) {
                 let source = &sources[source_index % sources.len()];
                 source_index += 1;
                 let id = PhotoId(next_photo);

@@ -1,6 +1,5 @@
 //! `recast status`: where a run stands, from what the catalog recorded.
 
-use anyhow::Context;
 use recast_catalog::RunStatus;
 use recast_core::PhotoState;
 use serde_json::json;
@@ -8,9 +7,7 @@ use serde_json::json;
 use crate::cli::StatusArgs;
 
 pub async fn run(a: StatusArgs) -> anyhow::Result<()> {
-    let catalog = recast_catalog::open(&a.db.db)
-        .await
-        .context("failed to open the catalog")?;
+    let catalog = a.db.open().await?;
     let run = catalog.run(a.run.as_deref()).await?;
     let status = catalog.status(&run).await?;
     if a.json {

@@ -19,14 +19,15 @@ pub fn worker_config(name: String, t: &WorkTuning, exit_when_idle: bool) -> Work
         poll_wait: t.poll_wait,
         exit_when_idle,
         max_pixels: t.max_pixels,
+        sweep_lease: t.sweep_lease,
     }
 }
 
 pub async fn run(a: WorkArgs) -> anyhow::Result<()> {
-    let catalog = recast_catalog::open(&a.db.db)
+    let catalog = a.db.open().await?;
+    let store = recast_store::open(&a.store)
         .await
-        .context("failed to open the catalog")?;
-    let store = recast_store::open(&a.store).context("failed to open the store")?;
+        .context("failed to open the store")?;
     let queue = recast_queue::open(&a.queue)
         .await
         .context("failed to open the queue")?;

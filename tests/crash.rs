@@ -17,7 +17,15 @@ const DEADLINE: Duration = Duration::from_secs(600);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkilled_workers_lose_nothing() {
-    let env = Env::new();
+    crash_test(Env::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkilled_workers_lose_nothing_on_postgres_s3_sqs() {
+    crash_test(Env::on_services().await).await;
+}
+
+async fn crash_test(env: Env) {
     let photos = env.photos_with_corrupt();
     let (db, store, queue) = (env.db(), env.store(), env.queue());
     env.ok(&[
@@ -49,6 +57,8 @@ async fn sigkilled_workers_lose_nothing() {
         "2s",
         "--poll-wait",
         "200ms",
+        "--sweep-lease",
+        "3s",
     ];
     let mut kills = 0;
     let mut rng = fastrand::Rng::with_seed(
@@ -93,7 +103,7 @@ async fn sigkilled_workers_lose_nothing() {
         .into_iter()
         .map(|r| (r.photo, r))
         .collect();
-    let store_handle = recast_store::open(&store).unwrap();
+    let store_handle = recast_store::open(&store).await.unwrap();
     let mut jobs = Vec::new();
     let mut after = None;
     loop {

@@ -23,12 +23,40 @@ pub fn shared_photos() -> PathBuf {
 
 pub struct Env {
     pub dir: tempfile::TempDir,
+    /// URLs of PostgreSQL, S3 and SQS (the servers scripts/test starts), instead of the embedded backends.
+    services: Option<(String, String, String)>,
 }
 
 impl Env {
     pub fn new() -> Env {
         Env {
             dir: tempfile::tempdir().unwrap(),
+            services: None,
+        }
+    }
+
+    /// A fresh database, bucket and queue (with its dead-letter queue) on the test servers.
+    pub async fn on_services() -> Env {
+        let db = recast_catalog::conformance::fresh_postgres().await;
+        let tag = format!("{:08x}", fastrand::u32(..));
+        let bucket = format!("recast-e2e-{tag}");
+        let s3 = recast_store::S3Store::new(&bucket, "", true).await;
+        s3.client()
+            .create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .expect("bucket created on the S3 server");
+        let spec = recast_queue::SqsQueueSpec {
+            max_receives: 1000,
+            visibility_timeout: std::time::Duration::from_secs(30),
+        };
+        let queue = recast_queue::SqsQueue::create(&format!("recast-e2e-{tag}"), spec)
+            .await
+            .expect("queue created");
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+            services: Some((db, format!("s3://{bucket}/migration"), queue)),
         }
     }
 
@@ -37,11 +65,17 @@ impl Env {
     }
 
     pub fn db(&self) -> String {
-        format!("sqlite://{}", self.path("catalog.db").display())
+        match &self.services {
+            Some((db, _, _)) => db.clone(),
+            None => format!("sqlite://{}", self.path("catalog.db").display()),
+        }
     }
 
     pub fn store(&self) -> String {
-        format!("file://{}", self.path("store").display())
+        match &self.services {
+            Some((_, store, _)) => store.clone(),
+            None => format!("file://{}", self.path("store").display()),
+        }
     }
 
     pub fn store_dir(&self) -> PathBuf {

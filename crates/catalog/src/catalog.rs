@@ -6,7 +6,7 @@ use recast_core::{CoupleId, JobPhoto, PhotoId, PhotoState, RunSettings, Tally};
 
 use crate::{
     CatalogError, Checkpoint, CoupleJob, JobAttempt, NewCouple, ProgressRow, ProgressUpdate, Run,
-    RunStatus,
+    RunStatus, SweepItem,
 };
 
 /// The catalog and the progress ledger.
@@ -75,15 +75,35 @@ pub trait Catalog: Send + Sync + Debug {
         tally: &Tally,
     ) -> Result<HashMap<PhotoId, ProgressRow>, CatalogError>;
 
-    /// Records switched and failed photos (one multi-row statement) and returns the state each of
-    /// them is in afterwards: a photo another worker recorded first keeps its state.
+    /// Records switched and failed photos in one multi-row write, and returns the state each of
+    /// them is in afterwards: a photo another worker recorded first keeps its state. With an
+    /// `attempt`, the job's attempt row is written by the same statement where the backend can
+    /// (PostgreSQL), so that a job costs the database one statement; its counts should already
+    /// include that statement.
     async fn record(
         &self,
         run: &Run,
         couple: CoupleId,
         updates: &[ProgressUpdate],
+        attempt: Option<&JobAttempt>,
         tally: &Tally,
     ) -> Result<HashMap<PhotoId, PhotoState>, CatalogError>;
+
+    /// Claims up to `max_photos` photos of the run that have something left to delete (`switched`,
+    /// or `thumbs_gone` under the delete policy), in photo order, for `lease`: photos under a live
+    /// claim (another owner's, or `owner`'s own) are skipped; photos whose lease ended are taken.
+    /// Returns them with their original and thumbnail keys.
+    async fn claim_sweep(
+        &self,
+        run: &Run,
+        owner: &str,
+        max_photos: u32,
+        lease: std::time::Duration,
+        tally: &Tally,
+    ) -> Result<Vec<SweepItem>, CatalogError>;
+
+    /// How many photos of the run still have something to delete, whoever has claimed them.
+    async fn sweep_backlog(&self, run: &Run, tally: &Tally) -> Result<u64, CatalogError>;
 
     /// Moves photos forward after deletions (one multi-row statement); each pair is the photo and
     /// its new state. A move that is not forward is ignored.

@@ -49,6 +49,26 @@ fn webp(photo: i64) -> WebpRecord {
     }
 }
 
+/// A new, empty database on the PostgreSQL server that scripts/test starts (its URL in
+/// `RECAST_TEST_POSTGRES`), for one test.
+pub async fn fresh_postgres() -> String {
+    use sqlx::Connection;
+    let admin = std::env::var("RECAST_TEST_POSTGRES").expect(
+        "RECAST_TEST_POSTGRES is not set: run the tests with scripts/test, which starts PostgreSQL",
+    );
+    let name = format!("recast_test_{:08x}", fastrand::u32(..));
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("PostgreSQL answers");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(&admin).unwrap();
+    url.set_path(&name);
+    url.to_string()
+}
+
 pub async fn run_all(c: &dyn Catalog) {
     c.add_couples(&sample()).await.unwrap();
     assert_eq!(c.max_ids().await.unwrap(), (CoupleId(3), PhotoId(4)));
@@ -56,6 +76,8 @@ pub async fn run_all(c: &dyn Catalog) {
     producer_pages_and_checkpoints(c).await;
     progress_moves_only_forward(c).await;
     status_adds_up(c).await;
+    record_writes_the_attempt_too(c).await;
+    sweeps_claim_exclusively_and_leases_expire(c).await;
 }
 
 pub async fn runs_are_frozen(c: &dyn Catalog) {
@@ -140,7 +162,7 @@ pub async fn progress_moves_only_forward(c: &dyn Catalog) {
             detail: "bad".into(),
         },
     ];
-    let states = c.record(&run, couple, &first, &tally).await.unwrap();
+    let states = c.record(&run, couple, &first, None, &tally).await.unwrap();
     assert_eq!(states[&PhotoId(1)], PhotoState::Switched);
     assert_eq!(states[&PhotoId(2)], PhotoState::Failed);
 
@@ -160,7 +182,7 @@ pub async fn progress_moves_only_forward(c: &dyn Catalog) {
             webp: webp(3),
         },
     ];
-    let states = c.record(&run, couple, &dup, &tally).await.unwrap();
+    let states = c.record(&run, couple, &dup, None, &tally).await.unwrap();
     assert_eq!(states[&PhotoId(1)], PhotoState::Done);
     assert_eq!(states[&PhotoId(3)], PhotoState::Switched);
 
@@ -211,6 +233,7 @@ pub async fn status_adds_up(c: &dyn Catalog) {
             photo: PhotoId(1),
             webp: webp(1),
         }],
+        None,
         &tally,
     )
     .await
@@ -226,6 +249,7 @@ pub async fn status_adds_up(c: &dyn Catalog) {
             reason: FailureReason::Undecodable,
             detail: "x".into(),
         }],
+        None,
         &tally,
     )
     .await
@@ -273,4 +297,128 @@ pub async fn status_adds_up(c: &dyn Catalog) {
         (s.first_started_ms, s.last_finished_ms),
         (Some(10), Some(20))
     );
+}
+
+pub async fn record_writes_the_attempt_too(c: &dyn Catalog) {
+    let tally = Tally::default();
+    let (run, _) = c
+        .ensure_run("attempts", &RunSettings::default())
+        .await
+        .unwrap();
+    let attempt = |photos| JobAttempt {
+        run: run.id,
+        couple: Some(CoupleId(3)),
+        worker: "w".into(),
+        outcome: "complete".into(),
+        photos,
+        requests: TallySnapshot {
+            s3_get: 1,
+            db_statements: 2,
+            ..TallySnapshot::default()
+        },
+        started_at_ms: 1,
+        finished_at_ms: 2,
+    };
+    let update = [ProgressUpdate::Switched {
+        photo: PhotoId(4),
+        webp: webp(4),
+    }];
+    let states = c
+        .record(&run, CoupleId(3), &update, Some(&attempt(1)), &tally)
+        .await
+        .unwrap();
+    assert_eq!(states[&PhotoId(4)], PhotoState::Switched);
+    let statements = tally.snapshot().db_statements;
+    assert!((1..=2).contains(&statements), "{statements} statements");
+    // An attempt alone (nothing left to record).
+    c.record(&run, CoupleId(3), &[], Some(&attempt(0)), &tally)
+        .await
+        .unwrap();
+    let s = c.status(&run).await.unwrap();
+    assert_eq!(s.attempts, 2);
+    assert_eq!(s.couples_complete, 1);
+    assert_eq!(s.requests.s3_get, 2);
+    // Each row counts the statements before it plus those that wrote it.
+    assert_eq!(s.requests.db_statements, 2 + statements + 2 + 1);
+    assert_eq!(s.photos_in(PhotoState::Switched), 1);
+}
+
+pub async fn sweeps_claim_exclusively_and_leases_expire(c: &dyn Catalog) {
+    use std::time::Duration;
+    let tally = Tally::default();
+    let settings = RunSettings {
+        originals: OriginalsPolicy::Delete,
+        ..RunSettings::default()
+    };
+    let (run, _) = c.ensure_run("sweep", &settings).await.unwrap();
+    let updates: Vec<_> = (1..=3)
+        .map(|p| ProgressUpdate::Switched {
+            photo: PhotoId(p),
+            webp: webp(p),
+        })
+        .collect();
+    c.record(&run, CoupleId(1), &updates, None, &tally)
+        .await
+        .unwrap();
+    c.record(
+        &run,
+        CoupleId(3),
+        &[ProgressUpdate::Failed {
+            photo: PhotoId(4),
+            reason: FailureReason::Undecodable,
+            detail: "x".into(),
+        }],
+        None,
+        &tally,
+    )
+    .await
+    .unwrap();
+    let long = Duration::from_secs(600);
+    let a = c.claim_sweep(&run, "a", 2, long, &tally).await.unwrap();
+    assert_eq!(
+        a.iter().map(|i| i.photo).collect::<Vec<_>>(),
+        vec![PhotoId(1), PhotoId(2)]
+    );
+    assert_eq!(a[0].original_key, "photos/1/1.jpg");
+    assert_eq!(a[0].thumbs, vec!["thumbs/1/1_160.jpg", "thumbs/1/1_80.jpg"]);
+    assert_eq!(a[0].state, PhotoState::Switched);
+    // Another owner gets only what is unclaimed; failed photos are never offered.
+    let short = Duration::from_millis(300);
+    let b = c.claim_sweep(&run, "b", 10, short, &tally).await.unwrap();
+    assert_eq!(
+        b.iter().map(|i| i.photo).collect::<Vec<_>>(),
+        vec![PhotoId(3)]
+    );
+    // A live claim is not handed out again, not even to its owner.
+    assert!(c
+        .claim_sweep(&run, "a", 10, long, &tally)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(c
+        .claim_sweep(&run, "c", 10, long, &tally)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(c.sweep_backlog(&run, &tally).await.unwrap(), 3);
+    // Once b's lease has ended, c takes photo 3.
+    tokio::time::sleep(short * 2).await;
+    let c3 = c.claim_sweep(&run, "c", 10, long, &tally).await.unwrap();
+    assert_eq!(
+        c3.iter().map(|i| i.photo).collect::<Vec<_>>(),
+        vec![PhotoId(3)]
+    );
+    // Under delete, a photo whose thumbnails are gone is offered again (for its original) once its
+    // claim ends; a done one is not.
+    c.advance(
+        &run,
+        &[
+            (PhotoId(1), PhotoState::ThumbsGone),
+            (PhotoId(2), PhotoState::Done),
+        ],
+        &tally,
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.sweep_backlog(&run, &tally).await.unwrap(), 2);
 }

@@ -1,11 +1,13 @@
 //! The catalog (couples, photos, thumbnails) and the progress ledger of runs.
 //!
 //! [`Catalog`] is the one narrow trait; [`open`] picks a backend by URL and applies its migrations.
-//! Backends: SQLite (`sqlite://path`).
+//! Backends: SQLite (`sqlite://path`) and PostgreSQL (`postgres://...`).
 
 mod catalog;
 mod error;
 mod model;
+mod postgres;
+mod rows;
 mod sqlite;
 mod status;
 
@@ -16,8 +18,9 @@ pub use catalog::Catalog;
 pub use error::CatalogError;
 pub use model::{
     Checkpoint, CoupleJob, JobAttempt, NewCouple, NewPhoto, NewThumbnail, ProgressRow,
-    ProgressUpdate, Run, WebpRecord,
+    ProgressUpdate, Run, SweepItem, WebpRecord,
 };
+pub use postgres::PgCatalog;
 pub use sqlite::SqliteCatalog;
 pub use status::{RunStatus, StateTotals};
 
@@ -25,12 +28,23 @@ use std::sync::Arc;
 
 /// Opens the catalog a URL names (`sqlite://path/catalog.db`), creating and migrating it as needed.
 pub async fn open(url: &str) -> Result<Arc<dyn Catalog>, CatalogError> {
+    open_with(url, DEFAULT_POOL_SIZE).await
+}
+
+/// Connections per process when not told otherwise.
+pub const DEFAULT_POOL_SIZE: u32 = 8;
+
+/// Opens the catalog with at most `pool_size` connections (PostgreSQL; SQLite uses a few of its own).
+pub async fn open_with(url: &str, pool_size: u32) -> Result<Arc<dyn Catalog>, CatalogError> {
     if url.starts_with("sqlite:") {
         return Ok(Arc::new(SqliteCatalog::open(url).await?));
     }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Arc::new(PgCatalog::open(url, pool_size).await?));
+    }
     Err(CatalogError::BadUrl {
         url: url.to_owned(),
-        reason: "unknown database URL; expected sqlite://PATH".to_owned(),
+        reason: "unknown database URL; expected sqlite://PATH or postgres://...".to_owned(),
     })
 }
 

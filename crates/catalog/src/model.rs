@@ -104,3 +104,13 @@ pub struct JobAttempt {
     pub started_at_ms: i64,
     pub finished_at_ms: i64,
 }
+
+/// A switched photo claimed by a sweep: what may be deleted for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepItem {
+    pub photo: PhotoId,
+    /// `switched` (thumbnails to delete) or `thumbs_gone` (original to delete, under the delete policy).
+    pub state: PhotoState,
+    pub original_key: String,
+    pub thumbs: Vec<String>,
+}

@@ -9,9 +9,13 @@ use recast_core::{CoupleId, JobPhoto, PhotoId, PhotoState, RunId, RunSettings, T
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
+use crate::rows::{
+    group_jobs, group_sweep, progress_row, state_of, state_totals, JobRow, ProgressTuple,
+    StateTuple, SweepRow,
+};
 use crate::{
     now_ms, Catalog, CatalogError, Checkpoint, CoupleJob, JobAttempt, NewCouple, ProgressRow,
-    ProgressUpdate, Run, RunStatus, StateTotals, WebpRecord,
+    ProgressUpdate, Run, RunStatus, SweepItem,
 };
 
 /// How long a statement waits for another process's write lock before failing.
@@ -76,43 +80,6 @@ impl SqliteCatalog {
             created_at_ms: row.get("created_at"),
         })
     }
-}
-
-fn state_of(text: &str) -> Result<PhotoState, CatalogError> {
-    text.parse().map_err(CatalogError::Corrupt)
-}
-
-/// Groups rows of (couple, photo, key, thumbnail key or NULL) into jobs, in order.
-fn group_jobs(rows: Vec<sqlx::sqlite::SqliteRow>) -> Vec<CoupleJob> {
-    let mut jobs: Vec<CoupleJob> = Vec::new();
-    for r in rows {
-        let couple = CoupleId(r.get("couple_id"));
-        if jobs.last().map(|j| j.couple) != Some(couple) {
-            jobs.push(CoupleJob {
-                couple,
-                photos: Vec::new(),
-            });
-        }
-        let job = jobs.last_mut().expect("pushed above");
-        let Some(photo) = r.get::<Option<i64>, _>("photo_id").map(PhotoId) else {
-            continue;
-        };
-        if job.photos.last().map(|p| p.id) != Some(photo) {
-            job.photos.push(JobPhoto {
-                id: photo,
-                key: r.get("original_key"),
-                thumbs: Vec::new(),
-            });
-        }
-        if let Some(thumb) = r.get::<Option<String>, _>("thumb_key") {
-            job.photos
-                .last_mut()
-                .expect("pushed above")
-                .thumbs
-                .push(thumb);
-        }
-    }
-    jobs
 }
 
 #[async_trait]
@@ -274,7 +241,7 @@ impl Catalog for SqliteCatalog {
         tally: &Tally,
     ) -> Result<Vec<CoupleJob>, CatalogError> {
         tally.db(1);
-        let rows = sqlx::query(
+        let rows = sqlx::query_as::<_, JobRow>(
             "SELECT c.id AS couple_id, p.id AS photo_id, p.original_key, t.key AS thumb_key
              FROM (SELECT id FROM couples WHERE id > ? ORDER BY id LIMIT ?) c
              LEFT JOIN photos p ON p.couple_id = c.id
@@ -294,7 +261,7 @@ impl Catalog for SqliteCatalog {
         tally: &Tally,
     ) -> Result<Vec<JobPhoto>, CatalogError> {
         tally.db(1);
-        let rows = sqlx::query(
+        let rows = sqlx::query_as::<_, JobRow>(
             "SELECT p.couple_id, p.id AS photo_id, p.original_key, t.key AS thumb_key
              FROM photos p LEFT JOIN thumbnails t ON t.photo_id = p.id
              WHERE p.couple_id = ? ORDER BY p.id, t.key",
@@ -312,7 +279,7 @@ impl Catalog for SqliteCatalog {
         tally: &Tally,
     ) -> Result<HashMap<PhotoId, ProgressRow>, CatalogError> {
         tally.db(1);
-        let rows = sqlx::query(
+        let rows = sqlx::query_as::<_, ProgressTuple>(
             "SELECT photo_id, state, webp_key, webp_bytes, webp_crc32c, failure_reason
              FROM photo_progress WHERE run_id = ? AND couple_id = ?",
         )
@@ -320,7 +287,7 @@ impl Catalog for SqliteCatalog {
         .bind(couple.0)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
+        rows.into_iter()
             .map(progress_row)
             .map(|r| r.map(|r| (r.photo, r)))
             .collect()
@@ -331,48 +298,101 @@ impl Catalog for SqliteCatalog {
         run: &Run,
         couple: CoupleId,
         updates: &[ProgressUpdate],
+        attempt: Option<&JobAttempt>,
         tally: &Tally,
     ) -> Result<HashMap<PhotoId, PhotoState>, CatalogError> {
-        if updates.is_empty() {
+        let statements = u64::from(!updates.is_empty()) + u64::from(attempt.is_some());
+        if statements == 0 {
             return Ok(HashMap::new());
         }
-        tally.db(1);
-        let now = now_ms();
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO photo_progress (run_id, photo_id, couple_id, state, webp_key, webp_bytes, webp_crc32c,
-                                         failure_reason, failure_detail, created_at, updated_at) ",
-        );
-        q.push_values(updates, |mut b, u| {
-            b.push_bind(run.id.0)
-                .push_bind(u.photo().0)
-                .push_bind(couple.0);
-            match u {
-                ProgressUpdate::Switched { webp, .. } => {
-                    b.push_bind(PhotoState::Switched.as_str())
-                        .push_bind(&webp.key)
-                        .push_bind(webp.bytes as i64)
-                        .push_bind(i64::from(webp.crc32c))
-                        .push_bind(None::<&str>)
-                        .push_bind(None::<&str>);
-                }
-                ProgressUpdate::Failed { reason, detail, .. } => {
-                    b.push_bind(PhotoState::Failed.as_str())
-                        .push_bind(None::<&str>)
-                        .push_bind(None::<i64>)
-                        .push_bind(None::<i64>)
-                        .push_bind(reason.as_str())
-                        .push_bind(detail);
-                }
+        tally.db(statements);
+        let mut tx = self.pool.begin().await?;
+        let mut states = HashMap::new();
+        if !updates.is_empty() {
+            let now = now_ms();
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO photo_progress (run_id, photo_id, couple_id, state, webp_key, webp_bytes, webp_crc32c,
+                                             failure_reason, failure_detail, created_at, updated_at) ",
+            );
+            push_progress_values(&mut q, run, couple, updates, now);
+            // A photo recorded before (by a duplicate or earlier attempt) keeps its row: the no-op
+            // update only makes RETURNING report the state it is in.
+            q.push(
+                " ON CONFLICT (run_id, photo_id) DO UPDATE SET updated_at = photo_progress.updated_at
+                  RETURNING photo_id, state",
+            );
+            let rows: Vec<(i64, String)> = q.build_query_as().fetch_all(&mut *tx).await?;
+            for (photo, state) in rows {
+                states.insert(PhotoId(photo), state_of(&state)?);
             }
-            b.push_bind(now).push_bind(now);
-        });
-        // A photo recorded before (by a duplicate or earlier attempt) keeps its row: the no-op
-        // update only makes RETURNING report the state it is in.
-        q.push(" ON CONFLICT (run_id, photo_id) DO UPDATE SET updated_at = photo_progress.updated_at RETURNING photo_id, state");
-        let rows = q.build().fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| Ok((PhotoId(r.get("photo_id")), state_of(r.get("state"))?)))
-            .collect()
+        }
+        if let Some(a) = attempt {
+            insert_attempt(a, statements).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(states)
+    }
+
+    async fn claim_sweep(
+        &self,
+        run: &Run,
+        owner: &str,
+        max_photos: u32,
+        lease: std::time::Duration,
+        tally: &Tally,
+    ) -> Result<Vec<SweepItem>, CatalogError> {
+        tally.db(2);
+        let now = now_ms();
+        let sweepable = sweepable_states(run);
+        let mut tx = self.pool.begin().await?;
+        let claimed: Vec<(i64,)> = sqlx::query_as(&format!(
+            "UPDATE photo_progress SET sweep_owner = ?, sweep_until = ?
+             WHERE run_id = ? AND photo_id IN (
+                 SELECT photo_id FROM photo_progress
+                 WHERE run_id = ? AND state IN ({sweepable})
+                   AND (sweep_owner IS NULL OR sweep_until < ?)
+                 ORDER BY photo_id LIMIT ?)
+             RETURNING photo_id"
+        ))
+        .bind(owner)
+        .bind(now.saturating_add(lease.as_millis() as i64))
+        .bind(run.id.0)
+        .bind(run.id.0)
+        .bind(now)
+        .bind(i64::from(max_photos))
+        .fetch_all(&mut *tx)
+        .await?;
+        if claimed.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT pp.photo_id, pp.state, p.original_key, t.key
+             FROM photo_progress pp JOIN photos p ON p.id = pp.photo_id
+             LEFT JOIN thumbnails t ON t.photo_id = pp.photo_id
+             WHERE pp.run_id = ",
+        );
+        q.push_bind(run.id.0).push(" AND pp.photo_id IN (");
+        let mut ids = q.separated(", ");
+        for (id,) in &claimed {
+            ids.push_bind(*id);
+        }
+        q.push(") ORDER BY pp.photo_id, t.key");
+        let rows: Vec<SweepRow> = q.build_query_as().fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        group_sweep(rows)
+    }
+
+    async fn sweep_backlog(&self, run: &Run, tally: &Tally) -> Result<u64, CatalogError> {
+        tally.db(1);
+        let (n,): (i64,) = sqlx::query_as(&format!(
+            "SELECT count(*) FROM photo_progress WHERE run_id = ? AND state IN ({})",
+            sweepable_states(run)
+        ))
+        .bind(run.id.0)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n as u64)
     }
 
     async fn advance(
@@ -406,31 +426,7 @@ impl Catalog for SqliteCatalog {
 
     async fn record_attempt(&self, a: &JobAttempt, tally: &Tally) -> Result<(), CatalogError> {
         tally.db(1);
-        // The row counts its own statement too.
-        let r = recast_core::TallySnapshot {
-            db_statements: a.requests.db_statements + 1,
-            ..a.requests
-        };
-        sqlx::query(
-            "INSERT INTO job_attempts (run_id, couple_id, worker, outcome, photos, s3_get, s3_put, s3_delete_requests,
-                                       s3_deleted_objects, sqs_requests, db_statements, started_at, finished_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(a.run.0)
-        .bind(a.couple.map(|c| c.0))
-        .bind(&a.worker)
-        .bind(&a.outcome)
-        .bind(i64::from(a.photos))
-        .bind(r.s3_get as i64)
-        .bind(r.s3_put as i64)
-        .bind(r.s3_delete_requests as i64)
-        .bind(r.s3_deleted_objects as i64)
-        .bind(r.sqs_requests as i64)
-        .bind(r.db_statements as i64)
-        .bind(a.started_at_ms)
-        .bind(a.finished_at_ms)
-        .execute(&self.pool)
-        .await?;
+        insert_attempt(a, 1).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -440,8 +436,8 @@ impl Catalog for SqliteCatalog {
             originals: run.settings.originals,
             ..RunStatus::default()
         };
-        let rows = sqlx::query(
-            "SELECT coalesce(pp.state, 'pending') AS state, count(*) AS photos, sum(p.bytes) AS original_bytes,
+        let rows = sqlx::query_as::<_, StateTuple>(
+            "SELECT coalesce(pp.state, 'pending') AS state, count(*) AS photos, coalesce(sum(p.bytes), 0) AS original_bytes,
                     sum(coalesce(t.n, 0)) AS thumbnails, sum(coalesce(t.b, 0)) AS thumbnail_bytes,
                     sum(coalesce(pp.webp_bytes, 0)) AS webp_bytes
              FROM photos p
@@ -453,18 +449,7 @@ impl Catalog for SqliteCatalog {
         .bind(run.id.0)
         .fetch_all(&self.pool)
         .await?;
-        for r in rows {
-            status.by_state.insert(
-                r.get("state"),
-                StateTotals {
-                    photos: r.get::<i64, _>("photos") as u64,
-                    original_bytes: r.get::<i64, _>("original_bytes") as u64,
-                    thumbnails: r.get::<i64, _>("thumbnails") as u64,
-                    thumbnail_bytes: r.get::<i64, _>("thumbnail_bytes") as u64,
-                    webp_bytes: r.get::<i64, _>("webp_bytes") as u64,
-                },
-            );
-        }
+        status.by_state.extend(rows.into_iter().map(state_totals));
         for r in sqlx::query(
             "SELECT failure_reason, count(*) AS n FROM photo_progress WHERE run_id = ? AND state = 'failed' GROUP BY 1",
         )
@@ -510,31 +495,83 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn all_progress(&self, run: &Run) -> Result<Vec<ProgressRow>, CatalogError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query_as::<_, ProgressTuple>(
             "SELECT photo_id, state, webp_key, webp_bytes, webp_crc32c, failure_reason
              FROM photo_progress WHERE run_id = ? ORDER BY photo_id",
         )
         .bind(run.id.0)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(progress_row).collect()
+        rows.into_iter().map(progress_row).collect()
     }
 }
 
-fn progress_row(r: &sqlx::sqlite::SqliteRow) -> Result<ProgressRow, CatalogError> {
-    let webp = r
-        .get::<Option<String>, _>("webp_key")
-        .map(|key| WebpRecord {
-            key,
-            bytes: r.get::<Option<i64>, _>("webp_bytes").unwrap_or_default() as u64,
-            crc32c: r.get::<Option<i64>, _>("webp_crc32c").unwrap_or_default() as u32,
-        });
-    Ok(ProgressRow {
-        photo: PhotoId(r.get("photo_id")),
-        state: state_of(r.get("state"))?,
-        webp,
-        failure: r.get("failure_reason"),
-    })
+/// The states a sweep has work for under the run's policy, as an SQL list.
+pub(crate) fn sweepable_states(run: &Run) -> &'static str {
+    match run.settings.originals {
+        recast_core::OriginalsPolicy::Keep => "'switched'",
+        recast_core::OriginalsPolicy::Delete => "'switched', 'thumbs_gone'",
+    }
+}
+
+fn push_progress_values(
+    q: &mut QueryBuilder<'_, Sqlite>,
+    run: &Run,
+    couple: CoupleId,
+    updates: &[ProgressUpdate],
+    now: i64,
+) {
+    q.push_values(updates, |mut b, u| {
+        b.push_bind(run.id.0)
+            .push_bind(u.photo().0)
+            .push_bind(couple.0);
+        match u {
+            ProgressUpdate::Switched { webp, .. } => {
+                b.push_bind(PhotoState::Switched.as_str())
+                    .push_bind(webp.key.clone())
+                    .push_bind(webp.bytes as i64)
+                    .push_bind(i64::from(webp.crc32c))
+                    .push_bind(None::<String>)
+                    .push_bind(None::<String>);
+            }
+            ProgressUpdate::Failed { reason, detail, .. } => {
+                b.push_bind(PhotoState::Failed.as_str())
+                    .push_bind(None::<String>)
+                    .push_bind(None::<i64>)
+                    .push_bind(None::<i64>)
+                    .push_bind(reason.as_str())
+                    .push_bind(detail.clone());
+            }
+        }
+        b.push_bind(now).push_bind(now);
+    });
+}
+
+/// The INSERT of an attempt row; `own_statements` are the statements of the call writing it,
+/// added to the attempt's count.
+fn insert_attempt(
+    a: &JobAttempt,
+    own_statements: u64,
+) -> sqlx::query::Query<'_, Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
+    let r = &a.requests;
+    sqlx::query(
+        "INSERT INTO job_attempts (run_id, couple_id, worker, outcome, photos, s3_get, s3_put, s3_delete_requests,
+                                   s3_deleted_objects, sqs_requests, db_statements, started_at, finished_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(a.run.0)
+    .bind(a.couple.map(|c| c.0))
+    .bind(&a.worker)
+    .bind(&a.outcome)
+    .bind(i64::from(a.photos))
+    .bind(r.s3_get as i64)
+    .bind(r.s3_put as i64)
+    .bind(r.s3_delete_requests as i64)
+    .bind(r.s3_deleted_objects as i64)
+    .bind(r.sqs_requests as i64)
+    .bind((r.db_statements + own_statements) as i64)
+    .bind(a.started_at_ms)
+    .bind(a.finished_at_ms)
 }
 
 #[cfg(test)]

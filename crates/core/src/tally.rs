@@ -56,6 +56,20 @@ impl Tally {
         }
     }
 
+    /// Adds counts taken earlier back (they were not recorded after all).
+    pub fn absorb(&self, s: TallySnapshot) {
+        self.s3_get.fetch_add(s.s3_get, Ordering::Relaxed);
+        self.s3_put.fetch_add(s.s3_put, Ordering::Relaxed);
+        self.s3_delete_requests
+            .fetch_add(s.s3_delete_requests, Ordering::Relaxed);
+        self.s3_deleted_objects
+            .fetch_add(s.s3_deleted_objects, Ordering::Relaxed);
+        self.sqs_requests
+            .fetch_add(s.sqs_requests, Ordering::Relaxed);
+        self.db_statements
+            .fetch_add(s.db_statements, Ordering::Relaxed);
+    }
+
     /// Takes the counts and resets them, for counts that are attributed to whichever job records next
     /// (queue receives serve several jobs at once).
     pub fn take(&self) -> TallySnapshot {
@@ -100,6 +114,8 @@ mod tests {
         assert_eq!(t.snapshot(), TallySnapshot::default());
         t.db(3);
         let b = a + t.snapshot();
+        t.absorb(a);
+        assert_eq!(t.snapshot().s3_deleted_objects, 700);
         assert_eq!(
             (b.db_statements, b.sqs_requests, b.s3_delete_requests),
             (3, 2, 1)

@@ -119,6 +119,10 @@ pub async fn change_visibility_releases_and_extends(q: &dyn JobQueue) {
     q.delete_batch(&[back[0].receipt.clone()]).await.unwrap();
 }
 
+/// A receipt from an earlier receive may not delete the message on every backend (SQS documents that
+/// such a delete "succeeds, but the message might not be deleted"), so the contract is weaker than
+/// the embedded queue's: a stale delete either fails with ReceiptInvalid and leaves the message, or
+/// succeeds; the latest receipt always works while the message is there.
 pub async fn stale_receipts_are_refused(q: &dyn JobQueue) {
     q.send_batch(&[msg("stale")]).await.unwrap();
     let first = q
@@ -129,20 +133,23 @@ pub async fn stale_receipts_are_refused(q: &dyn JobQueue) {
     let second = q.receive(1, LONG, NO_WAIT).await.unwrap().remove(0);
     assert_eq!(second.receive_count, 2);
     let out = q.delete_batch(&[first.receipt.clone()]).await.unwrap();
-    assert!(
-        matches!(out[0], Err(QueueError::ReceiptInvalid(_))),
-        "{out:?}"
-    );
-    assert_eq!(
-        q.stats().await.unwrap().in_flight,
-        1,
-        "a stale receipt deleted the message"
-    );
-    q.delete_batch(&[second.receipt.clone()]).await.unwrap()[0]
-        .as_ref()
-        .unwrap();
-    let out = q.delete_batch(&[second.receipt.clone()]).await.unwrap();
-    assert!(out[0].is_err(), "deleted twice");
+    match &out[0] {
+        Err(QueueError::ReceiptInvalid(_)) => {
+            assert_eq!(
+                q.stats().await.unwrap().in_flight,
+                1,
+                "a refused stale receipt deleted the message"
+            );
+            q.delete_batch(&[second.receipt.clone()]).await.unwrap()[0]
+                .as_ref()
+                .unwrap();
+        }
+        Err(e) => panic!("stale delete failed with {e}"),
+        Ok(()) => {
+            let _ = q.delete_batch(&[second.receipt.clone()]).await.unwrap();
+        }
+    }
+    assert!(q.stats().await.unwrap().is_drained());
 }
 
 pub async fn dead_letter_after_max_receives(q: &dyn JobQueue, max_receives: u32) {

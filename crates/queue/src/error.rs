@@ -1,14 +1,16 @@
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     /// The queue has its cap of messages in flight (SQS's OverLimit): receive again later.
-    #[error("queue has {in_flight} messages in flight, its cap; wait for jobs to finish")]
-    OverLimit { in_flight: u64 },
+    #[error("queue is at its cap of messages in flight ({detail}); wait for jobs to finish")]
+    OverLimit { detail: String },
     #[error("batch of {0} entries is over the limit of {max}", max = crate::MAX_BATCH)]
     BatchTooLarge(usize),
     #[error("receipt {0:?} is not the message's latest (or the message is gone)")]
     ReceiptInvalid(String),
     #[error("bad queue URL {url:?}: {reason}")]
     BadUrl { url: String, reason: String },
+    #[error("queue request failed: {message}")]
+    Service { message: String, transient: bool },
     #[error("queue database failed: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -20,6 +22,10 @@ impl QueueError {
 
     /// Worth retrying later with the same arguments.
     pub fn is_transient(&self) -> bool {
-        matches!(self, QueueError::OverLimit { .. } | QueueError::Database(_))
+        match self {
+            QueueError::OverLimit { .. } | QueueError::Database(_) => true,
+            QueueError::Service { transient, .. } => *transient,
+            _ => false,
+        }
     }
 }

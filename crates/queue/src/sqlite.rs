@@ -200,7 +200,9 @@ impl SqliteQueue {
         let in_flight = in_flight as u64;
         if in_flight >= self.options.in_flight_cap {
             tx.commit().await?;
-            return Err(QueueError::OverLimit { in_flight });
+            return Err(QueueError::OverLimit {
+                detail: format!("{in_flight} in flight, cap {}", self.options.in_flight_cap),
+            });
         }
         let room = (self.options.in_flight_cap - in_flight).min(max as u64) as i64;
         let rows = sqlx::query(
@@ -411,6 +413,45 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let q = queue(&dir, "?in_flight_cap=3").await;
         crate::conformance::in_flight_cap(&q, 3).await;
+    }
+
+    #[tokio::test]
+    async fn stale_receipts_never_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = queue(&dir, "").await;
+        q.send_batch(&[OutgoingMessage {
+            dedup_id: "s".into(),
+            body: "s".into(),
+        }])
+        .await
+        .unwrap();
+        let first = q
+            .receive(1, Duration::ZERO, Duration::ZERO)
+            .await
+            .unwrap()
+            .remove(0);
+        let second = q
+            .receive(1, Duration::from_secs(60), Duration::ZERO)
+            .await
+            .unwrap()
+            .remove(0);
+        let out = q.delete_batch(&[first.receipt]).await.unwrap();
+        assert!(
+            matches!(out[0], Err(QueueError::ReceiptInvalid(_))),
+            "{out:?}"
+        );
+        assert_eq!(q.stats().await.unwrap().in_flight, 1);
+        assert!(q
+            .change_visibility(&Receipt("nope".into()), Duration::ZERO)
+            .await
+            .is_err());
+        q.delete_batch(&[second.receipt.clone()]).await.unwrap()[0]
+            .as_ref()
+            .unwrap();
+        assert!(
+            q.delete_batch(&[second.receipt]).await.unwrap()[0].is_err(),
+            "deleted twice"
+        );
     }
 
     #[tokio::test]

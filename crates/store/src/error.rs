@@ -17,6 +17,12 @@ pub enum StoreError {
     Throttled { key: String },
     #[error("bad store URL {url:?}: {reason}")]
     BadUrl { url: String, reason: String },
+    #[error("store request for {key:?} failed: {message}")]
+    Backend {
+        key: String,
+        message: String,
+        transient: bool,
+    },
     #[error("I/O on {key:?} failed: {source}")]
     Io {
         key: String,
@@ -36,7 +42,11 @@ impl StoreError {
 
     /// Worth retrying later: the same request may succeed (throttling, I/O trouble).
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Throttled { .. } | StoreError::Io { .. })
+        match self {
+            StoreError::Throttled { .. } | StoreError::Io { .. } => true,
+            StoreError::Backend { transient, .. } => *transient,
+            _ => false,
+        }
     }
 
     pub(crate) fn io(key: &str, source: std::io::Error) -> StoreError {

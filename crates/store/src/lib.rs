@@ -1,12 +1,13 @@
 //! The object store: where originals, thumbnails and WebPs live.
 //!
 //! [`ObjectStore`] is the one narrow trait the worker sees; [`open`] picks a backend by URL.
-//! Backends: a local folder (`file:///dir`). Policy such as request counting lives in wrappers
+//! Backends: a local folder (`file:///dir`) and S3 or an S3-compatible server (`s3://bucket/prefix`). Policy such as request counting lives in wrappers
 //! (in the worker crate), not in the backends.
 
 mod error;
 mod local;
 mod object_store;
+mod s3;
 mod url;
 
 #[cfg(any(test, feature = "conformance"))]
@@ -15,4 +16,5 @@ pub mod conformance;
 pub use error::StoreError;
 pub use local::LocalStore;
 pub use object_store::{crc32c, DeleteOutcome, ObjectMeta, ObjectStore, MAX_DELETE_BATCH};
+pub use s3::S3Store;
 pub use url::open;

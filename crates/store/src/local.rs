@@ -257,17 +257,17 @@ mod tests {
         assert_eq!(fs::read(dir.path().join("a/b.webp")).unwrap(), body);
     }
 
-    #[test]
-    fn open_by_url() {
+    #[tokio::test]
+    async fn open_by_url() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("file://{}", dir.path().display());
-        crate::open(&url).unwrap();
+        crate::open(&url).await.unwrap();
         assert!(matches!(
-            crate::open("file://elsewhere/dir"),
+            crate::open("file://elsewhere/dir").await,
             Err(StoreError::BadUrl { .. })
         ));
         assert!(matches!(
-            crate::open("ftp://x/y"),
+            crate::open("ftp://x/y").await,
             Err(StoreError::BadUrl { .. })
         ));
     }

@@ -1,9 +1,12 @@
 use std::sync::Arc;
 
-use crate::{LocalStore, ObjectStore, StoreError};
+use crate::{LocalStore, ObjectStore, S3Store, StoreError};
 
-/// Opens the store a URL names: `file:///absolute/dir` (created if absent).
-pub fn open(url: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
+/// Opens the store a URL names:
+/// - `file:///absolute/dir` (created if absent);
+/// - `s3://bucket/prefix[?path_style=true]`: path-style addressing for S3-compatible servers, also
+///   turned on by the environment variable `RECAST_S3_PATH_STYLE=true`.
+pub async fn open(url: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
     let bad = |reason: &str| StoreError::BadUrl {
         url: url.to_owned(),
         reason: reason.to_owned(),
@@ -18,6 +21,28 @@ pub fn open(url: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
                 LocalStore::new(path).map_err(|e| bad(&e.to_string()))?,
             ))
         }
-        other => Err(bad(&format!("unknown scheme {other:?}; expected file://"))),
+        "s3" => {
+            let bucket = parsed
+                .host_str()
+                .filter(|b| !b.is_empty())
+                .ok_or_else(|| bad("no bucket"))?;
+            let mut path_style =
+                std::env::var("RECAST_S3_PATH_STYLE").is_ok_and(|v| v == "true" || v == "1");
+            for (k, v) in parsed.query_pairs() {
+                match (k.as_ref(), v.as_ref()) {
+                    ("path_style", "true" | "1") => path_style = true,
+                    ("path_style", "false" | "0") => path_style = false,
+                    (k, _) => {
+                        return Err(bad(&format!("unknown option {k:?} (known: path_style)")))
+                    }
+                }
+            }
+            Ok(Arc::new(
+                S3Store::new(bucket, parsed.path(), path_style).await,
+            ))
+        }
+        other => Err(bad(&format!(
+            "unknown scheme {other:?}; expected file:// or s3://"
+        ))),
     }
 }

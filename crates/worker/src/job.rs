@@ -1,15 +1,15 @@
-//! One job: migrate the photos of one couple for one run.
+//! One job: migrate the photos of one couple for one run — convert and store each pending photo,
+//! then record the chunk in one statement. Deletions are left to the sweeper, which batches them
+//! across jobs into full DeleteObjects requests.
+
+use std::collections::HashMap;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use recast_catalog::{Catalog, ProgressUpdate, Run, WebpRecord};
+use recast_catalog::{Catalog, JobAttempt, ProgressUpdate, Run, WebpRecord};
 use recast_codec::{CodecError, EncodeOptions};
-use recast_core::{
-    advance_after_deletes, webp_key, CoupleId, FailureReason, JobPhoto, OriginalsPolicy, PhotoId,
-    PhotoState, Tally,
-};
-use recast_store::{ObjectStore, MAX_DELETE_BATCH};
-use std::collections::HashMap;
+use recast_core::{webp_key, CoupleId, FailureReason, JobPhoto, PhotoId, PhotoState, Tally};
+use recast_store::ObjectStore;
 use tracing::{debug, info_span, warn, Instrument};
 
 use crate::{redact_id, CpuPool, JobError, Progress};
@@ -22,6 +22,10 @@ pub(crate) struct JobContext<'a> {
     pub cpu: &'a CpuPool,
     pub progress: &'a Progress,
     pub tally: &'a Tally,
+    /// Requests of the worker not tied to one job, folded into this job's attempt row.
+    pub overhead: &'a Tally,
+    pub worker: &'a str,
+    pub started_at_ms: i64,
     /// Photos of one job converted at once (their I/O overlaps other photos' CPU work).
     pub photo_parallelism: usize,
     /// Photos per progress record (one multi-row statement each).
@@ -33,14 +37,16 @@ pub(crate) struct JobContext<'a> {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct JobReport {
     pub photos: u32,
-    /// Every photo is done or failed.
-    pub complete: bool,
+    /// Thumbnail keys of photos this job switched, for the sweeper to delete.
+    pub keys_to_sweep: u64,
 }
 
 impl JobContext<'_> {
-    /// Migrates a couple. `first_delivery`: the queue says no earlier attempt received this message,
-    /// so every photo is taken as pending without reading the catalog (the guarded writes keep this
-    /// correct if that is wrong); a redelivery re-derives what is left from the catalog.
+    /// Migrates a couple: every photo ends recorded (switched or failed), or the job is retried.
+    ///
+    /// `first_delivery`: the queue says no earlier attempt received this message, so every photo
+    /// is taken as pending without reading the catalog (the guarded writes keep this correct if
+    /// that is wrong); a redelivery re-derives what is left from the catalog.
     pub async fn migrate_couple(
         &self,
         run: &Run,
@@ -75,20 +81,17 @@ impl JobContext<'_> {
                 .map(|(id, row)| (id, row.state))
                 .collect()
         };
-        let state_of = |states: &HashMap<PhotoId, PhotoState>, id| {
-            states.get(&id).copied().unwrap_or(PhotoState::Pending)
-        };
-
+        let pending: Vec<&JobPhoto> = photos
+            .iter()
+            .filter(|p| !states.contains_key(&p.id))
+            .collect();
+        let chunks: Vec<&[&JobPhoto]> = pending.chunks(self.record_batch.max(1)).collect();
         let mut retry: Option<JobError> = None;
-        for chunk in photos.chunks(self.record_batch.max(1)) {
-            // 1. Convert and store the pending photos, several at once.
-            let pending: Vec<&JobPhoto> = chunk
-                .iter()
-                .filter(|p| state_of(&states, p.id) == PhotoState::Pending)
-                .collect();
+        let mut keys_to_sweep = 0;
+        for (n, chunk) in chunks.iter().enumerate() {
             // Futures are built before streaming them: a closure inside the stream would make the
             // job's future lose `Send` (rust-lang/rust#102211).
-            let conversions: Vec<_> = pending.into_iter().map(|p| self.convert(run, p)).collect();
+            let conversions: Vec<_> = chunk.iter().map(|p| self.convert(run, p)).collect();
             let converted: Vec<Result<ProgressUpdate, JobError>> =
                 futures::stream::iter(conversions)
                     .buffer_unordered(self.photo_parallelism.max(1))
@@ -103,31 +106,80 @@ impl JobContext<'_> {
                     }
                 }
             }
-            // 2. Record them in one statement: from here on the WebPs are the photos' copies.
+            // The job's attempt row rides on its last record.
+            let last = n + 1 == chunks.len();
+            let overhead = if last {
+                self.overhead.take()
+            } else {
+                Default::default()
+            };
+            let attempt = last
+                .then(|| self.attempt(run, couple, photos.len() as u32, retry.is_none(), overhead));
             let recorded = self
                 .catalog
-                .record(run, couple, &updates, self.tally)
+                .record(run, couple, &updates, attempt.as_ref(), self.tally)
                 .await
-                .map_err(db)?;
-            for (id, state) in &recorded {
-                match state {
-                    PhotoState::Failed => Progress::add(&self.progress.photos_failed, 1),
-                    PhotoState::Switched => Progress::add(&self.progress.photos_converted, 1),
-                    _ => {}
+                .map_err(|e| {
+                    // Not recorded: the overhead goes back, to be counted by a later attempt.
+                    self.overhead.absorb(overhead);
+                    db(e)
+                })?;
+            for (id, state) in recorded {
+                if states.insert(id, state).is_none() {
+                    match state {
+                        PhotoState::Failed => Progress::add(&self.progress.photos_failed, 1),
+                        PhotoState::Switched => {
+                            Progress::add(&self.progress.photos_converted, 1);
+                            keys_to_sweep += chunk
+                                .iter()
+                                .find(|p| p.id == id)
+                                .map_or(0, |p| p.thumbs.len() as u64);
+                        }
+                        _ => {}
+                    }
                 }
-                states.insert(*id, *state);
             }
-            // 3. Delete what only switched photos may lose, then record how far each got.
-            self.delete_and_advance(run, chunk, &mut states).await?;
+        }
+        if chunks.is_empty() {
+            // Nothing was pending (a redelivery of a recorded job): the attempt is still recorded.
+            let overhead = self.overhead.take();
+            let attempt = self.attempt(run, couple, photos.len() as u32, true, overhead);
+            self.catalog
+                .record(run, couple, &[], Some(&attempt), self.tally)
+                .await
+                .map_err(|e| {
+                    self.overhead.absorb(overhead);
+                    db(e)
+                })?;
         }
         if let Some(e) = retry {
             return Err(e);
         }
-        let complete = photos.iter().all(|p| state_of(&states, p.id).is_terminal());
         Ok(JobReport {
             photos: photos.len() as u32,
-            complete,
+            keys_to_sweep,
         })
+    }
+
+    /// This attempt's row: its requests so far, plus the worker's overhead not yet attributed.
+    fn attempt(
+        &self,
+        run: &Run,
+        couple: CoupleId,
+        photos: u32,
+        complete: bool,
+        overhead: recast_core::TallySnapshot,
+    ) -> JobAttempt {
+        JobAttempt {
+            run: run.id,
+            couple: Some(couple),
+            worker: self.worker.to_owned(),
+            outcome: if complete { "complete" } else { "retry" }.to_owned(),
+            photos,
+            requests: self.tally.snapshot() + overhead,
+            started_at_ms: self.started_at_ms,
+            finished_at_ms: crate::now_ms(),
+        }
     }
 
     /// Gets, converts and puts one photo. A photo that can never be converted comes back as a
@@ -195,92 +247,5 @@ impl JobContext<'_> {
         }
         .instrument(span)
         .await
-    }
-
-    /// Deletes the thumbnails of switched photos, then (under the delete policy) the originals of
-    /// photos whose thumbnails are all gone, and records the states reached. A key that could not be
-    /// deleted holds its photo back, to be retried on redelivery.
-    async fn delete_and_advance(
-        &self,
-        run: &Run,
-        chunk: &[JobPhoto],
-        states: &mut HashMap<PhotoId, PhotoState>,
-    ) -> Result<(), JobError> {
-        let policy = run.settings.originals;
-        let state = |s: &HashMap<PhotoId, PhotoState>, id| {
-            s.get(&id).copied().unwrap_or(PhotoState::Pending)
-        };
-        let thumbs: Vec<String> = chunk
-            .iter()
-            .filter(|p| state(states, p.id) == PhotoState::Switched)
-            .flat_map(|p| p.thumbs.iter().cloned())
-            .collect();
-        let thumbs_failed = self.delete_all(&thumbs).await?;
-        let thumbs_gone = |p: &JobPhoto| match state(states, p.id) {
-            PhotoState::Switched => p.thumbs.iter().all(|k| !thumbs_failed.contains(k)),
-            PhotoState::ThumbsGone => true,
-            _ => false,
-        };
-        let originals: Vec<String> = match policy {
-            OriginalsPolicy::Keep => Vec::new(),
-            OriginalsPolicy::Delete => chunk
-                .iter()
-                .filter(|p| thumbs_gone(p))
-                .map(|p| p.key.clone())
-                .collect(),
-        };
-        let originals_failed = self.delete_all(&originals).await?;
-        let mut moves = Vec::new();
-        for p in chunk {
-            let before = state(states, p.id);
-            if !before.is_switched() || before == PhotoState::Done {
-                continue;
-            }
-            let original_gone = policy == OriginalsPolicy::Delete
-                && thumbs_gone(p)
-                && !originals_failed.contains(&p.key);
-            let after = advance_after_deletes(before, policy, thumbs_gone(p), original_gone);
-            if after != before {
-                moves.push((p.id, after));
-            }
-        }
-        if moves.is_empty() {
-            return Ok(());
-        }
-        self.catalog
-            .advance(run, &moves, self.tally)
-            .await
-            .map_err(JobError::retry)?;
-        for (id, after) in moves {
-            if after == PhotoState::Done {
-                Progress::add(&self.progress.photos_finished, 1);
-            }
-            states.insert(id, after);
-        }
-        Ok(())
-    }
-
-    /// Deletes keys in batches of the store's limit; returns the keys that could not be deleted.
-    async fn delete_all(
-        &self,
-        keys: &[String],
-    ) -> Result<std::collections::HashSet<String>, JobError> {
-        let mut failed = std::collections::HashSet::new();
-        for batch in keys.chunks(MAX_DELETE_BATCH) {
-            match self.store.delete_many(batch).await {
-                Ok(outcome) => {
-                    for (key, e) in outcome.failed {
-                        warn!(error = %e, "a key was not deleted; its photo will be retried");
-                        failed.insert(key);
-                    }
-                }
-                Err(e) if e.is_transient() => {
-                    warn!(error = %e, "a delete batch failed; its photos will be retried");
-                    failed.extend(batch.iter().cloned());
-                }
-                Err(e) => return Err(JobError::retry(format_args!("failed to delete: {e}"))),
-            }
-        }
-        Ok(failed)
     }
 }

@@ -1,6 +1,6 @@
 //! The job runner: receives one message per couple, migrates the couple's photos along the state
 //! machine of `recast_core`, records progress in batches, and deletes only what the catalog says is
-//! switched.
+//! switched (through the sweeper, which batches deletions across jobs).
 
 mod counting;
 mod cpu;
@@ -10,6 +10,8 @@ mod job;
 mod progress;
 mod redact;
 mod runner;
+mod settle;
+mod sweep;
 
 pub use counting::CountingStore;
 pub use cpu::CpuPool;
@@ -17,3 +19,11 @@ pub use error::JobError;
 pub use progress::Progress;
 pub use redact::{redact_id, set_log_ids_in_clear};
 pub use runner::{Worker, WorkerConfig, WorkerSummary};
+
+/// Milliseconds since the Unix epoch, as the catalog records time.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64
+}

@@ -1,12 +1,14 @@
 //! The worker loop: receive messages while there is room, run each as a job, and settle its
-//! message by the job's outcome (delete, release for retry, or dead-letter).
+//! message by the job's outcome (delete, release for retry, or dead-letter); beside it, the
+//! sweeper deletes what switched photos no longer need.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use recast_catalog::{Catalog, CatalogError, JobAttempt, Run};
-use recast_core::{JobMessage, Tally};
+use recast_core::{JobMessage, RunId, Tally};
 use recast_queue::{JobQueue, ReceivedMessage, MAX_BATCH};
 use recast_store::ObjectStore;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -17,10 +19,18 @@ use tracing::{info, info_span, warn, Instrument};
 use crate::error::retry_backoff;
 use crate::heartbeat::with_heartbeat;
 use crate::job::JobContext;
-use crate::{redact_id, CountingStore, CpuPool, JobError, Progress};
+use crate::settle::Settler;
+use crate::sweep::{SweepBuffer, SweepContext};
+use crate::{now_ms, redact_id, CountingStore, CpuPool, JobError, Progress};
 
 /// How long to wait before receiving again after the queue answered OverLimit or failed.
 const QUEUE_TROUBLE_PAUSE: Duration = Duration::from_secs(1);
+/// How often the sweeper looks for photos it was not told of (switched by workers that died).
+const SWEEP_POLL: Duration = Duration::from_secs(30);
+/// How long an idle worker waits for other workers' sweep claims to end before looking again.
+const BACKLOG_PAUSE: Duration = Duration::from_secs(1);
+/// Longest wait of a finished job's message for others to fill a delete batch.
+const SETTLE_LINGER: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -39,19 +49,22 @@ pub struct WorkerConfig {
     /// Stop once the queue has nothing visible or in flight and no job is running here.
     pub exit_when_idle: bool,
     pub max_pixels: u64,
+    /// How long a sweep's claim on photos lasts; a dead worker's claims pass on after it.
+    pub sweep_lease: Duration,
 }
 
 impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
             name: format!("worker-{}", std::process::id()),
-            concurrency: 2 * std::thread::available_parallelism().map_or(1, |n| n.get()),
+            concurrency: 16,
             photo_parallelism: 4,
             record_batch: 32,
             visibility: Duration::from_secs(120),
             poll_wait: Duration::from_secs(20),
             exit_when_idle: false,
             max_pixels: recast_codec::DEFAULT_MAX_PIXELS,
+            sweep_lease: Duration::from_secs(300),
         }
     }
 }
@@ -79,10 +92,15 @@ struct Inner {
     progress: Arc<Progress>,
     /// Runs by name: their settings are frozen, so a worker reads each once.
     runs: Mutex<HashMap<String, Run>>,
-    /// Requests that serve no single job (receives, empty ones included), attributed to the next
-    /// job that records its attempt.
-    overhead: Tally,
+    /// Requests that serve no single job (receives, empty ones included, message deletes, sweeps),
+    /// attributed to the next job that records its attempt.
+    overhead: Arc<Tally>,
     summary: Mutex<WorkerSummary>,
+    /// Photos claimed by this worker's sweeper, by run; one round at a time.
+    sweep: tokio::sync::Mutex<HashMap<RunId, SweepBuffer>>,
+    /// Thumbnail keys switched here since the last sweep.
+    unswept_keys: AtomicU64,
+    sweep_wake: tokio::sync::Notify,
 }
 
 impl Worker {
@@ -103,21 +121,43 @@ impl Worker {
                 cpu,
                 progress,
                 runs: Mutex::new(HashMap::new()),
-                overhead: Tally::default(),
+                overhead: Arc::new(Tally::default()),
                 summary: Mutex::new(WorkerSummary::default()),
+                sweep: tokio::sync::Mutex::new(HashMap::new()),
+                unswept_keys: AtomicU64::new(0),
+                sweep_wake: tokio::sync::Notify::new(),
             }),
         }
     }
 
     /// Runs until `stop` is cancelled (then finishes the jobs in hand) or, with `exit_when_idle`,
-    /// until the queue is drained.
+    /// until the queue is drained and every photo it recorded is swept.
     pub async fn run(&self, stop: CancellationToken) -> WorkerSummary {
         let me = &self.inner;
-        let slots = Arc::new(Semaphore::new(me.config.concurrency.max(1)));
+        let concurrency = me.config.concurrency.max(1);
+        let slots = Arc::new(Semaphore::new(concurrency));
         let jobs = TaskTracker::new();
-        info!(worker = %me.config.name, concurrency = me.config.concurrency, "worker started");
+        let linger = SETTLE_LINGER.min(me.config.visibility / 4);
+        let settler = Arc::new(Settler::start(
+            me.queue.clone(),
+            me.overhead.clone(),
+            linger,
+        ));
+        let sweeper = tokio::spawn({
+            let worker = self.clone();
+            let stop = stop.clone();
+            async move { worker.sweep_loop(stop).await }
+        });
+        info!(worker = %me.config.name, concurrency, "worker started");
         loop {
-            let Some(permits) = take_slots(&slots, &stop).await else {
+            // Receive a full batch when there is room for one (or anything when nothing runs), so
+            // that one receive serves many couples.
+            let want = if jobs.is_empty() {
+                1
+            } else {
+                MAX_BATCH.min(concurrency)
+            };
+            let Some(permits) = take_slots(&slots, want, &stop).await else {
                 break;
             };
             let received = tokio::select! {
@@ -141,25 +181,108 @@ impl Worker {
             if messages.is_empty() {
                 drop(permits);
                 if me.config.exit_when_idle && jobs.is_empty() && self.queue_drained().await {
-                    info!("queue drained; exiting");
-                    break;
+                    if self.final_sweep().await {
+                        info!("queue drained and every photo swept; exiting");
+                        break;
+                    }
+                    pause(&stop, BACKLOG_PAUSE).await;
                 }
                 continue;
             }
             for (message, permit) in messages.into_iter().zip(permits) {
                 let worker = self.clone();
+                let settler = settler.clone();
                 jobs.spawn(async move {
-                    worker.handle(message).await;
+                    worker.handle(message, &settler).await;
                     drop(permit);
                 });
             }
         }
         jobs.close();
         jobs.wait().await;
+        sweeper.abort();
+        match Arc::try_unwrap(settler) {
+            Ok(s) => s.close().await,
+            Err(_) => warn!("settler still shared at exit; pending deletes are left to redelivery"),
+        }
         self.flush_overhead().await;
         let summary = *me.summary.lock().expect("summary lock");
         info!(?summary, "worker stopped");
         summary
+    }
+
+    /// Sweeps when jobs have switched a request's worth of keys, and now and then regardless.
+    async fn sweep_loop(&self, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = self.inner.sweep_wake.notified() => {}
+                _ = tokio::time::sleep(SWEEP_POLL) => {}
+            }
+            self.inner.unswept_keys.store(0, Ordering::Relaxed);
+            self.sweep_all(false).await;
+        }
+    }
+
+    /// One sweep round over every run this worker has seen.
+    async fn sweep_all(&self, final_round: bool) {
+        let me = &self.inner;
+        let runs: Vec<Run> = me
+            .runs
+            .lock()
+            .expect("runs lock")
+            .values()
+            .cloned()
+            .collect();
+        let store = CountingStore::new(me.store.clone(), me.overhead.clone());
+        let ctx = SweepContext {
+            catalog: me.catalog.as_ref(),
+            store: &store,
+            tally: &me.overhead,
+            progress: &me.progress,
+            owner: &me.config.name,
+            lease: me.config.sweep_lease,
+        };
+        let mut buffers = me.sweep.lock().await;
+        for run in runs {
+            let buffer = buffers.entry(run.id).or_default();
+            if let Err(e) = ctx.round(&run, buffer, final_round).await {
+                warn!(run = %run.name, error = %e, "sweep failed; it will be retried");
+            }
+        }
+    }
+
+    /// Sweeps everything left; true when no photo of the runs seen here has anything left to
+    /// delete (photos still claimed by other workers count as left).
+    async fn final_sweep(&self) -> bool {
+        self.sweep_all(true).await;
+        let runs: Vec<Run> = self
+            .inner
+            .runs
+            .lock()
+            .expect("runs lock")
+            .values()
+            .cloned()
+            .collect();
+        for run in runs {
+            match self
+                .inner
+                .catalog
+                .sweep_backlog(&run, &self.inner.overhead)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => {
+                    info!(run = %run.name, photos = n, "waiting for photos still claimed by other sweepers");
+                    return false;
+                }
+                Err(e) => {
+                    warn!(error = %e, "failed to read the sweep backlog");
+                    return false;
+                }
+            }
+        }
+        true
     }
 
     async fn queue_drained(&self) -> bool {
@@ -196,7 +319,7 @@ impl Worker {
         Ok(run)
     }
 
-    async fn handle(&self, message: ReceivedMessage) {
+    async fn handle(&self, message: ReceivedMessage, settler: &Settler) {
         let me = &self.inner;
         let job = match JobMessage::parse(&message.body) {
             Ok(job) => job,
@@ -207,7 +330,7 @@ impl Worker {
         };
         let span = info_span!("job", run = %job.run, couple = %redact_id(job.couple.0), attempt = message.receive_count);
         async {
-            let started = recast_catalog_now();
+            let started = now_ms();
             let tally = Arc::new(Tally::default());
             let store = CountingStore::new(me.store.clone(), tally.clone());
             let work = async {
@@ -218,39 +341,47 @@ impl Worker {
                     cpu: &me.cpu,
                     progress: &me.progress,
                     tally: &tally,
+                    overhead: &me.overhead,
+                    worker: &me.config.name,
+                    started_at_ms: started,
                     photo_parallelism: me.config.photo_parallelism,
                     record_batch: me.config.record_batch,
                     max_pixels: me.config.max_pixels,
                 };
-                let report = ctx
-                    .migrate_couple(&run, job.couple, job.photos.clone(), message.receive_count <= 1)
-                    .await?;
-                Ok::<_, JobError>((run, report))
+                ctx.migrate_couple(
+                    &run,
+                    job.couple,
+                    job.photos.clone(),
+                    message.receive_count <= 1,
+                )
+                .await
             };
-            let result = with_heartbeat(work, me.queue.as_ref(), &message.receipt, me.config.visibility, &tally).await;
+            let result = with_heartbeat(
+                work,
+                me.queue.as_ref(),
+                &message.receipt,
+                me.config.visibility,
+                &tally,
+            )
+            .await;
             match result {
-                Ok((run, report)) if report.complete => {
-                    tally.sqs(1); // the delete below
-                    self.record_attempt(&run, &job, "complete", report.photos, &tally, started).await;
-                    match me.queue.delete_batch(std::slice::from_ref(&message.receipt)).await {
-                        Ok(r) if r.iter().all(Result::is_ok) => {}
-                        Ok(r) => warn!(outcome = ?r, "message was not deleted; a redelivery will find the job done"),
-                        Err(e) => warn!(error = %e, "message was not deleted; a redelivery will find the job done"),
-                    }
+                Ok(report) => {
+                    settler.settle(message.receipt.clone());
                     Progress::add(&me.progress.jobs_completed, 1);
                     me.summary.lock().expect("summary lock").jobs_completed += 1;
                     info!(photos = report.photos, "job complete");
-                }
-                Ok((run, report)) => {
-                    self.record_attempt(&run, &job, "retry", report.photos, &tally, started).await;
-                    self.release(&message, "some photos are not finished", &tally).await;
+                    let unswept = me
+                        .unswept_keys
+                        .fetch_add(report.keys_to_sweep, Ordering::Relaxed)
+                        + report.keys_to_sweep;
+                    if unswept >= recast_store::MAX_DELETE_BATCH as u64 {
+                        me.sweep_wake.notify_one();
+                    }
                 }
                 Err(JobError::Retry { reason }) => {
-                    let run = me.runs.lock().expect("runs lock").get(&job.run).cloned();
-                    if let Some(run) = run {
-                        self.record_attempt(&run, &job, "retry", 0, &tally, started).await;
-                    }
-                    self.release(&message, &reason, &tally).await;
+                    // What this attempt did not get to record is counted with a later one.
+                    me.overhead.absorb(tally.take());
+                    self.release(&message, &reason, &me.overhead).await;
                 }
                 Err(JobError::Abort { reason }) => self.dead_letter(&message, &reason).await,
             }
@@ -282,32 +413,6 @@ impl Worker {
         me.summary.lock().expect("summary lock").jobs_dead_lettered += 1;
     }
 
-    async fn record_attempt(
-        &self,
-        run: &Run,
-        job: &JobMessage,
-        outcome: &str,
-        photos: u32,
-        tally: &Tally,
-        started: i64,
-    ) {
-        let me = &self.inner;
-        let requests = tally.snapshot() + me.overhead.take();
-        let attempt = JobAttempt {
-            run: run.id,
-            couple: Some(job.couple),
-            worker: me.config.name.clone(),
-            outcome: outcome.to_owned(),
-            photos,
-            requests,
-            started_at_ms: started,
-            finished_at_ms: recast_catalog_now(),
-        };
-        if let Err(e) = me.catalog.record_attempt(&attempt, tally).await {
-            warn!(error = %e, "failed to record the job's attempt; its request counts are lost");
-        }
-    }
-
     /// Records the requests no job has taken yet, so that `status` counts every request.
     async fn flush_overhead(&self) {
         let me = &self.inner;
@@ -325,7 +430,7 @@ impl Worker {
         if requests == Default::default() {
             return;
         }
-        let now = recast_catalog_now();
+        let now = now_ms();
         let attempt = JobAttempt {
             run: run.id,
             couple: None,
@@ -342,23 +447,22 @@ impl Worker {
     }
 }
 
-fn recast_catalog_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_millis() as i64
-}
-
-/// Waits for at least one free job slot, then takes every free one up to a receive batch.
+/// Waits until `want` job slots are free (or `stop`), then takes every free one up to a receive
+/// batch, one permit per message.
 async fn take_slots(
     slots: &Arc<Semaphore>,
+    want: usize,
     stop: &CancellationToken,
 ) -> Option<Vec<OwnedSemaphorePermit>> {
-    let first = tokio::select! {
+    let mut first = tokio::select! {
         _ = stop.cancelled() => return None,
-        p = slots.clone().acquire_owned() => p.expect("slots are never closed"),
+        p = slots.clone().acquire_many_owned(want as u32) => p.expect("slots are never closed"),
     };
-    let mut permits = vec![first];
+    let mut permits = Vec::with_capacity(MAX_BATCH);
+    while first.num_permits() > 1 {
+        permits.push(first.split(1).expect("more than one permit is held"));
+    }
+    permits.push(first);
     while permits.len() < MAX_BATCH {
         match slots.clone().try_acquire_owned() {
             Ok(p) => permits.push(p),

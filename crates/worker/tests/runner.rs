@@ -307,6 +307,7 @@ async fn a_redelivered_job_continues_from_the_catalog_without_re_encoding() {
                 photo: photo.id,
                 webp: record,
             }],
+            None,
             &Tally::default(),
         )
         .await

@@ -1,0 +1,49 @@
+//! The one AWS SDK configuration of a recast process, shared by the S3 store and the SQS queue.
+//!
+//! Credentials, region and endpoints come from the standard AWS chain (environment, profiles,
+//! web identity, ECS/EC2 instance roles, `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_S3`,
+//! `AWS_ENDPOINT_URL_SQS`), nothing custom. Requests go through rustls with ring (the one TLS
+//! stack of the build), the SDK's adaptive retry mode (which also rate-limits the client when the
+//! service throttles) and explicit timeouts.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use tokio::sync::OnceCell;
+
+/// Attempts of one request, the first included, before its error reaches recast.
+pub const MAX_ATTEMPTS: u32 = 8;
+/// Time to open a connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time to wait for a response's bytes (a long poll of SQS waits 20 s, so more than that).
+pub const READ_TIMEOUT: Duration = Duration::from_secs(45);
+/// Time for one attempt of a request, body included.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(120);
+
+static CONFIG: OnceCell<SdkConfig> = OnceCell::const_new();
+
+/// The process's SDK configuration, loaded once from the standard chain.
+pub async fn sdk_config() -> &'static SdkConfig {
+    CONFIG
+        .get_or_init(|| async {
+            let http = aws_smithy_http_client::Builder::new()
+                .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+                .build_https();
+            aws_config::defaults(BehaviorVersion::latest())
+                .http_client(http)
+                .retry_config(RetryConfig::adaptive().with_max_attempts(MAX_ATTEMPTS))
+                .timeout_config(
+                    TimeoutConfig::builder()
+                        .connect_timeout(CONNECT_TIMEOUT)
+                        .read_timeout(READ_TIMEOUT)
+                        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                        .build(),
+                )
+                .load()
+                .await
+        })
+        .await
+}

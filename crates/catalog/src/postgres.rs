@@ -1,0 +1,566 @@
+//! The catalog on PostgreSQL: the fleet's shared database. The same semantics as SQLite; where
+//! PostgreSQL can do a job's writes in one statement (data-modifying CTEs), it does.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use recast_core::{CoupleId, JobPhoto, PhotoId, PhotoState, RunId, RunSettings, Tally};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, QueryBuilder};
+
+use crate::rows::{
+    group_jobs, group_sweep, progress_row, state_of, state_totals, JobRow, ProgressTuple,
+    StateTuple, SweepRow,
+};
+use crate::sqlite::sweepable_states;
+use crate::{
+    now_ms, Catalog, CatalogError, Checkpoint, CoupleJob, JobAttempt, NewCouple, ProgressRow,
+    ProgressUpdate, Run, RunStatus, SweepItem,
+};
+
+/// How long to wait for a pooled connection before the operation fails (and the job is retried).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Rows per multi-row INSERT while seeding (PostgreSQL binds at most 65,535 values per statement).
+const SEED_ROWS_PER_INSERT: usize = 1000;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+
+#[derive(Debug, Clone)]
+pub struct PgCatalog {
+    pool: PgPool,
+}
+
+impl PgCatalog {
+    pub async fn open(url: &str, pool_size: u32) -> Result<PgCatalog, CatalogError> {
+        let options: PgConnectOptions =
+            url.parse().map_err(|e: sqlx::Error| CatalogError::BadUrl {
+                url: redact_password(url),
+                reason: e.to_string(),
+            })?;
+        let pool = PgPoolOptions::new()
+            .max_connections(pool_size.max(1))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(PgCatalog { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// A database URL as it may be shown: without its password.
+fn redact_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn run_from_row(
+    (id, name, settings, created): (i64, String, String, i64),
+) -> Result<Run, CatalogError> {
+    let settings: RunSettings =
+        serde_json::from_str(&settings).map_err(|source| CatalogError::Settings {
+            run: name.clone(),
+            source,
+        })?;
+    Ok(Run {
+        id: RunId(id),
+        name,
+        settings,
+        created_at_ms: created,
+    })
+}
+
+fn push_progress_values(
+    q: &mut QueryBuilder<'_, Postgres>,
+    run: &Run,
+    couple: CoupleId,
+    updates: &[ProgressUpdate],
+    now: i64,
+) {
+    q.push_values(updates, |mut b, u| {
+        b.push_bind(run.id.0)
+            .push_bind(u.photo().0)
+            .push_bind(couple.0);
+        match u {
+            ProgressUpdate::Switched { webp, .. } => {
+                b.push_bind(PhotoState::Switched.as_str())
+                    .push_bind(webp.key.clone())
+                    .push_bind(webp.bytes as i64)
+                    .push_bind(i64::from(webp.crc32c))
+                    .push_bind(None::<String>)
+                    .push_bind(None::<String>);
+            }
+            ProgressUpdate::Failed { reason, detail, .. } => {
+                b.push_bind(PhotoState::Failed.as_str())
+                    .push_bind(None::<String>)
+                    .push_bind(None::<i64>)
+                    .push_bind(None::<i64>)
+                    .push_bind(reason.as_str())
+                    .push_bind(detail.clone());
+            }
+        }
+        b.push_bind(now).push_bind(now);
+    });
+}
+
+/// Appends `INSERT INTO job_attempts ... VALUES (...)` for `a`, its statement count raised by
+/// `own_statements`.
+fn push_attempt(q: &mut QueryBuilder<'_, Postgres>, a: &JobAttempt, own_statements: u64) {
+    let r = a.requests;
+    q.push(
+        "INSERT INTO job_attempts (run_id, couple_id, worker, outcome, photos, s3_get, s3_put, s3_delete_requests,
+                                   s3_deleted_objects, sqs_requests, db_statements, started_at, finished_at) ",
+    );
+    q.push_values([a], |mut b, a| {
+        b.push_bind(a.run.0)
+            .push_bind(a.couple.map(|c| c.0))
+            .push_bind(a.worker.clone())
+            .push_bind(a.outcome.clone())
+            .push_bind(i64::from(a.photos))
+            .push_bind(r.s3_get as i64)
+            .push_bind(r.s3_put as i64)
+            .push_bind(r.s3_delete_requests as i64)
+            .push_bind(r.s3_deleted_objects as i64)
+            .push_bind(r.sqs_requests as i64)
+            .push_bind((r.db_statements + own_statements) as i64)
+            .push_bind(a.started_at_ms)
+            .push_bind(a.finished_at_ms);
+    });
+}
+
+#[async_trait]
+impl Catalog for PgCatalog {
+    async fn add_couples(&self, couples: &[NewCouple]) -> Result<(), CatalogError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        for chunk in couples.chunks(SEED_ROWS_PER_INSERT) {
+            QueryBuilder::<Postgres>::new("INSERT INTO couples (id, created_at) ")
+                .push_values(chunk, |mut b, c| {
+                    b.push_bind(c.id.0).push_bind(now);
+                })
+                .build()
+                .execute(&mut *tx)
+                .await?;
+        }
+        let photos: Vec<_> = couples
+            .iter()
+            .flat_map(|c| c.photos.iter().map(move |p| (c.id, p)))
+            .collect();
+        for chunk in photos.chunks(SEED_ROWS_PER_INSERT) {
+            QueryBuilder::<Postgres>::new(
+                "INSERT INTO photos (id, couple_id, original_key, format, bytes, width, height) ",
+            )
+            .push_values(chunk, |mut b, (couple, p)| {
+                b.push_bind(p.id.0)
+                    .push_bind(couple.0)
+                    .push_bind(p.original_key.clone())
+                    .push_bind(p.format.clone())
+                    .push_bind(p.bytes as i64)
+                    .push_bind(p.width.map(i64::from))
+                    .push_bind(p.height.map(i64::from));
+            })
+            .build()
+            .execute(&mut *tx)
+            .await?;
+        }
+        let thumbs: Vec<_> = photos
+            .iter()
+            .flat_map(|(_, p)| p.thumbnails.iter().map(move |t| (p.id, t)))
+            .collect();
+        for chunk in thumbs.chunks(SEED_ROWS_PER_INSERT) {
+            QueryBuilder::<Postgres>::new("INSERT INTO thumbnails (photo_id, key, bytes) ")
+                .push_values(chunk, |mut b, (photo, t)| {
+                    b.push_bind(photo.0)
+                        .push_bind(t.key.clone())
+                        .push_bind(t.bytes as i64);
+                })
+                .build()
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn max_ids(&self) -> Result<(CoupleId, PhotoId), CatalogError> {
+        let (c, p): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT coalesce(max(id), 0) FROM couples), (SELECT coalesce(max(id), 0) FROM photos)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((CoupleId(c), PhotoId(p)))
+    }
+
+    async fn ensure_run(
+        &self,
+        name: &str,
+        settings: &RunSettings,
+    ) -> Result<(Run, bool), CatalogError> {
+        let json = serde_json::to_string(settings).expect("settings serialise");
+        let created = sqlx::query(
+            "INSERT INTO runs (name, settings, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(json)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1;
+        Ok((self.run(Some(name)).await?, created))
+    }
+
+    async fn run(&self, name: Option<&str>) -> Result<Run, CatalogError> {
+        let row: Option<(i64, String, String, i64)> = match name {
+            Some(n) => {
+                sqlx::query_as("SELECT id, name, settings, created_at FROM runs WHERE name = $1")
+                    .bind(n)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query_as(
+                    "SELECT id, name, settings, created_at FROM runs ORDER BY id DESC LIMIT 1",
+                )
+                .fetch_optional(&self.pool)
+                .await?
+            }
+        };
+        run_from_row(
+            row.ok_or_else(|| CatalogError::NoSuchRun(name.unwrap_or("(latest)").to_owned()))?,
+        )
+    }
+
+    async fn checkpoint(&self, run: &Run) -> Result<Checkpoint, CatalogError> {
+        let row: Option<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT last_couple_id, enqueued, finished FROM producer_checkpoints WHERE run_id = $1",
+        )
+        .bind(run.id.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(
+            row.map_or_else(Checkpoint::default, |(last, enqueued, finished)| {
+                Checkpoint {
+                    last_couple: Some(CoupleId(last)),
+                    enqueued: enqueued as u64,
+                    finished: finished != 0,
+                }
+            }),
+        )
+    }
+
+    async fn save_checkpoint(
+        &self,
+        run: &Run,
+        last: CoupleId,
+        added: u64,
+        tally: &Tally,
+    ) -> Result<(), CatalogError> {
+        tally.db(1);
+        sqlx::query(
+            "INSERT INTO producer_checkpoints AS c (run_id, last_couple_id, enqueued, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (run_id) DO UPDATE SET
+               enqueued = CASE WHEN excluded.last_couple_id > c.last_couple_id
+                               THEN c.enqueued + excluded.enqueued ELSE c.enqueued END,
+               last_couple_id = GREATEST(c.last_couple_id, excluded.last_couple_id),
+               updated_at = excluded.updated_at",
+        )
+        .bind(run.id.0)
+        .bind(last.0)
+        .bind(added as i64)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn finish_checkpoint(&self, run: &Run) -> Result<(), CatalogError> {
+        sqlx::query(
+            "INSERT INTO producer_checkpoints (run_id, last_couple_id, enqueued, finished, updated_at) VALUES ($1, 0, 0, 1, $2)
+             ON CONFLICT (run_id) DO UPDATE SET finished = 1, updated_at = excluded.updated_at",
+        )
+        .bind(run.id.0)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn couples_after(
+        &self,
+        after: Option<CoupleId>,
+        limit: u32,
+        tally: &Tally,
+    ) -> Result<Vec<CoupleJob>, CatalogError> {
+        tally.db(1);
+        let rows: Vec<JobRow> = sqlx::query_as(
+            "SELECT c.id, p.id, p.original_key, t.key
+             FROM (SELECT id FROM couples WHERE id > $1 ORDER BY id LIMIT $2) c
+             LEFT JOIN photos p ON p.couple_id = c.id
+             LEFT JOIN thumbnails t ON t.photo_id = p.id
+             ORDER BY c.id, p.id, t.key",
+        )
+        .bind(after.map_or(i64::MIN, |c| c.0))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(group_jobs(rows))
+    }
+
+    async fn couple_photos(
+        &self,
+        couple: CoupleId,
+        tally: &Tally,
+    ) -> Result<Vec<JobPhoto>, CatalogError> {
+        tally.db(1);
+        let rows: Vec<JobRow> = sqlx::query_as(
+            "SELECT p.couple_id, p.id, p.original_key, t.key
+             FROM photos p LEFT JOIN thumbnails t ON t.photo_id = p.id
+             WHERE p.couple_id = $1 ORDER BY p.id, t.key",
+        )
+        .bind(couple.0)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(group_jobs(rows).pop().map(|j| j.photos).unwrap_or_default())
+    }
+
+    async fn progress(
+        &self,
+        run: &Run,
+        couple: CoupleId,
+        tally: &Tally,
+    ) -> Result<HashMap<PhotoId, ProgressRow>, CatalogError> {
+        tally.db(1);
+        let rows: Vec<ProgressTuple> = sqlx::query_as(
+            "SELECT photo_id, state, webp_key, webp_bytes, webp_crc32c, failure_reason
+             FROM photo_progress WHERE run_id = $1 AND couple_id = $2",
+        )
+        .bind(run.id.0)
+        .bind(couple.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(progress_row)
+            .map(|r| r.map(|r| (r.photo, r)))
+            .collect()
+    }
+
+    async fn record(
+        &self,
+        run: &Run,
+        couple: CoupleId,
+        updates: &[ProgressUpdate],
+        attempt: Option<&JobAttempt>,
+        tally: &Tally,
+    ) -> Result<HashMap<PhotoId, PhotoState>, CatalogError> {
+        if updates.is_empty() && attempt.is_none() {
+            return Ok(HashMap::new());
+        }
+        tally.db(1);
+        let mut q = QueryBuilder::<Postgres>::new("");
+        if !updates.is_empty() {
+            q.push(
+                "WITH recorded AS (INSERT INTO photo_progress AS pp (run_id, photo_id, couple_id, state, webp_key,
+                     webp_bytes, webp_crc32c, failure_reason, failure_detail, created_at, updated_at) ",
+            );
+            push_progress_values(&mut q, run, couple, updates, now_ms());
+            // A photo recorded before keeps its row; the no-op update makes RETURNING report it.
+            q.push(" ON CONFLICT (run_id, photo_id) DO UPDATE SET updated_at = pp.updated_at RETURNING photo_id, state)");
+            if let Some(a) = attempt {
+                q.push(", attempt AS (");
+                push_attempt(&mut q, a, 1);
+                q.push(")");
+            }
+            q.push(" SELECT photo_id, state FROM recorded");
+            let rows: Vec<(i64, String)> = q.build_query_as().fetch_all(&self.pool).await?;
+            rows.into_iter()
+                .map(|(p, s)| Ok((PhotoId(p), state_of(&s)?)))
+                .collect()
+        } else {
+            push_attempt(&mut q, attempt.expect("checked above"), 1);
+            q.build().execute(&self.pool).await?;
+            Ok(HashMap::new())
+        }
+    }
+
+    async fn claim_sweep(
+        &self,
+        run: &Run,
+        owner: &str,
+        max_photos: u32,
+        lease: Duration,
+        tally: &Tally,
+    ) -> Result<Vec<SweepItem>, CatalogError> {
+        tally.db(1);
+        let now = now_ms();
+        let rows: Vec<SweepRow> = sqlx::query_as(&format!(
+            "WITH candidates AS (
+                 SELECT photo_id FROM photo_progress
+                 WHERE run_id = $1 AND state IN ({states})
+                   AND (sweep_owner IS NULL OR sweep_until < $3)
+                 ORDER BY photo_id LIMIT $4
+                 FOR UPDATE SKIP LOCKED),
+             claimed AS (
+                 UPDATE photo_progress pp SET sweep_owner = $2, sweep_until = $5
+                 FROM candidates c WHERE pp.run_id = $1 AND pp.photo_id = c.photo_id
+                 RETURNING pp.photo_id, pp.state)
+             SELECT c.photo_id, c.state, p.original_key, t.key
+             FROM claimed c JOIN photos p ON p.id = c.photo_id
+             LEFT JOIN thumbnails t ON t.photo_id = c.photo_id
+             ORDER BY c.photo_id, t.key",
+            states = sweepable_states(run)
+        ))
+        .bind(run.id.0)
+        .bind(owner)
+        .bind(now)
+        .bind(i64::from(max_photos))
+        .bind(now.saturating_add(lease.as_millis() as i64))
+        .fetch_all(&self.pool)
+        .await?;
+        group_sweep(rows)
+    }
+
+    async fn sweep_backlog(&self, run: &Run, tally: &Tally) -> Result<u64, CatalogError> {
+        tally.db(1);
+        let (n,): (i64,) = sqlx::query_as(&format!(
+            "SELECT count(*) FROM photo_progress WHERE run_id = $1 AND state IN ({})",
+            sweepable_states(run)
+        ))
+        .bind(run.id.0)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n as u64)
+    }
+
+    async fn advance(
+        &self,
+        run: &Run,
+        moves: &[(PhotoId, PhotoState)],
+        tally: &Tally,
+    ) -> Result<(), CatalogError> {
+        if moves.is_empty() {
+            return Ok(());
+        }
+        tally.db(1);
+        let mut q = QueryBuilder::<Postgres>::new(
+            "UPDATE photo_progress pp SET state = v.state, updated_at = ",
+        );
+        q.push_bind(now_ms());
+        q.push(" FROM (");
+        q.push_values(moves, |mut b, (photo, state)| {
+            b.push_bind(photo.0).push_bind(state.as_str());
+        });
+        q.push(") AS v(photo_id, state) WHERE pp.run_id = ");
+        q.push_bind(run.id.0);
+        q.push(
+            " AND pp.photo_id = v.photo_id
+              AND ((pp.state = 'switched' AND v.state IN ('thumbs_gone', 'done'))
+                OR (pp.state = 'thumbs_gone' AND v.state = 'done'))",
+        );
+        q.build().execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn record_attempt(&self, a: &JobAttempt, tally: &Tally) -> Result<(), CatalogError> {
+        tally.db(1);
+        let mut q = QueryBuilder::<Postgres>::new("");
+        push_attempt(&mut q, a, 1);
+        q.build().execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn status(&self, run: &Run) -> Result<RunStatus, CatalogError> {
+        let mut status = RunStatus {
+            run: run.name.clone(),
+            originals: run.settings.originals,
+            ..RunStatus::default()
+        };
+        let rows: Vec<StateTuple> = sqlx::query_as(
+            "SELECT coalesce(pp.state, 'pending'), count(*), coalesce(sum(p.bytes), 0)::bigint,
+                    coalesce(sum(t.n), 0)::bigint, coalesce(sum(t.b), 0)::bigint,
+                    coalesce(sum(pp.webp_bytes), 0)::bigint
+             FROM photos p
+             LEFT JOIN (SELECT photo_id, count(*) AS n, sum(bytes) AS b FROM thumbnails GROUP BY photo_id) t
+                    ON t.photo_id = p.id
+             LEFT JOIN photo_progress pp ON pp.run_id = $1 AND pp.photo_id = p.id
+             GROUP BY 1",
+        )
+        .bind(run.id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        status.by_state.extend(rows.into_iter().map(state_totals));
+        let failures: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT failure_reason, count(*) FROM photo_progress WHERE run_id = $1 AND state = 'failed' GROUP BY 1",
+        )
+        .bind(run.id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        status
+            .failures
+            .extend(failures.into_iter().map(|(r, n)| (r, n as u64)));
+        #[allow(clippy::type_complexity)]
+        let r: (i64, i64, i64, i64, i64, i64, i64, i64, i64, Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM couples), count(*),
+                    count(DISTINCT CASE WHEN outcome = 'complete' THEN couple_id END),
+                    coalesce(sum(s3_get), 0)::bigint, coalesce(sum(s3_put), 0)::bigint,
+                    coalesce(sum(s3_delete_requests), 0)::bigint, coalesce(sum(s3_deleted_objects), 0)::bigint,
+                    coalesce(sum(sqs_requests), 0)::bigint, coalesce(sum(db_statements), 0)::bigint,
+                    min(started_at), max(finished_at)
+             FROM job_attempts WHERE run_id = $1",
+        )
+        .bind(run.id.0)
+        .fetch_one(&self.pool)
+        .await?;
+        status.couples_total = r.0 as u64;
+        status.attempts = r.1 as u64;
+        status.couples_complete = r.2 as u64;
+        status.requests = recast_core::TallySnapshot {
+            s3_get: r.3 as u64,
+            s3_put: r.4 as u64,
+            s3_delete_requests: r.5 as u64,
+            s3_deleted_objects: r.6 as u64,
+            sqs_requests: r.7 as u64,
+            db_statements: r.8 as u64,
+        };
+        status.first_started_ms = r.9;
+        status.last_finished_ms = r.10;
+        let cp = self.checkpoint(run).await?;
+        status.couples_enqueued = cp.enqueued;
+        status.producer_finished = cp.finished;
+        Ok(status)
+    }
+
+    async fn all_progress(&self, run: &Run) -> Result<Vec<ProgressRow>, CatalogError> {
+        let rows: Vec<ProgressTuple> = sqlx::query_as(
+            "SELECT photo_id, state, webp_key, webp_bytes, webp_crc32c, failure_reason
+             FROM photo_progress WHERE run_id = $1 ORDER BY photo_id",
+        )
+        .bind(run.id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(progress_row).collect()
+    }
+}
+
+#[cfg(test)]
+mod server_tests {
+    #[tokio::test]
+    async fn postgres_catalog_passes_the_conformance_suite() {
+        let url = crate::conformance::fresh_postgres().await;
+        let catalog = super::PgCatalog::open(&url, 4).await.unwrap();
+        crate::conformance::run_all(&catalog).await;
+        // Opening again re-runs no migration and keeps the data.
+        let again = super::PgCatalog::open(&url, 2).await.unwrap();
+        use crate::Catalog;
+        assert!(again.max_ids().await.unwrap().0 .0 > 0);
+    }
+}

@@ -1,0 +1,111 @@
+//! Conversions from plain row tuples to the model, shared by every backend so that each backend
+//! holds only its SQL.
+
+use recast_core::{CoupleId, JobPhoto, PhotoId, PhotoState};
+
+use crate::{CatalogError, CoupleJob, ProgressRow, StateTotals, SweepItem, WebpRecord};
+
+/// (couple id, photo id, original key, thumbnail key), ordered by couple, photo, thumbnail.
+pub(crate) type JobRow = (i64, Option<i64>, Option<String>, Option<String>);
+
+/// (photo id, state, webp key, webp bytes, webp crc32c, failure reason).
+pub(crate) type ProgressTuple = (
+    i64,
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+);
+
+/// (state, photos, original bytes, thumbnails, thumbnail bytes, webp bytes).
+pub(crate) type StateTuple = (String, i64, i64, i64, i64, i64);
+
+/// (photo id, state, original key, thumbnail key), ordered by photo, thumbnail.
+pub(crate) type SweepRow = (i64, String, String, Option<String>);
+
+pub(crate) fn state_of(text: &str) -> Result<PhotoState, CatalogError> {
+    text.parse().map_err(CatalogError::Corrupt)
+}
+
+/// Groups job rows into couples, in order; a couple without photos gets an empty list.
+pub(crate) fn group_jobs(rows: Vec<JobRow>) -> Vec<CoupleJob> {
+    let mut jobs: Vec<CoupleJob> = Vec::new();
+    for (couple, photo, key, thumb) in rows {
+        let couple = CoupleId(couple);
+        if jobs.last().map(|j| j.couple) != Some(couple) {
+            jobs.push(CoupleJob {
+                couple,
+                photos: Vec::new(),
+            });
+        }
+        let job = jobs.last_mut().expect("pushed above");
+        let (Some(photo), Some(key)) = (photo.map(PhotoId), key) else {
+            continue;
+        };
+        if job.photos.last().map(|p| p.id) != Some(photo) {
+            job.photos.push(JobPhoto {
+                id: photo,
+                key,
+                thumbs: Vec::new(),
+            });
+        }
+        if let Some(thumb) = thumb {
+            job.photos
+                .last_mut()
+                .expect("pushed above")
+                .thumbs
+                .push(thumb);
+        }
+    }
+    jobs
+}
+
+pub(crate) fn progress_row(
+    (photo, state, key, bytes, crc, failure): ProgressTuple,
+) -> Result<ProgressRow, CatalogError> {
+    Ok(ProgressRow {
+        photo: PhotoId(photo),
+        state: state_of(&state)?,
+        webp: key.map(|key| WebpRecord {
+            key,
+            bytes: bytes.unwrap_or_default() as u64,
+            crc32c: crc.unwrap_or_default() as u32,
+        }),
+        failure,
+    })
+}
+
+pub(crate) fn state_totals(
+    (state, photos, original, thumbs, thumb_bytes, webp): StateTuple,
+) -> (String, StateTotals) {
+    (
+        state,
+        StateTotals {
+            photos: photos as u64,
+            original_bytes: original as u64,
+            thumbnails: thumbs as u64,
+            thumbnail_bytes: thumb_bytes as u64,
+            webp_bytes: webp as u64,
+        },
+    )
+}
+
+pub(crate) fn group_sweep(rows: Vec<SweepRow>) -> Result<Vec<SweepItem>, CatalogError> {
+    let mut items: Vec<SweepItem> = Vec::new();
+    for (photo, state, original, thumb) in rows {
+        let photo = PhotoId(photo);
+        if items.last().map(|i| i.photo) != Some(photo) {
+            items.push(SweepItem {
+                photo,
+                state: state_of(&state)?,
+                original_key: original,
+                thumbs: Vec::new(),
+            });
+        }
+        if let Some(t) = thumb {
+            items.last_mut().expect("pushed above").thumbs.push(t);
+        }
+    }
+    Ok(items)
+}

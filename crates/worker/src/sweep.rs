@@ -1,0 +1,177 @@
+//! The sweeper: deletes what switched photos no longer need — their thumbnails, then (under the
+//! delete policy) their originals — in DeleteObjects requests filled to 1,000 keys across jobs,
+//! and records how far each photo got. It works from the catalog, not from jobs' memory: photos
+//! are claimed with a lease, so a dead worker's claims pass to another after the lease.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use recast_catalog::{Catalog, Run, SweepItem};
+use recast_core::{OriginalsPolicy, PhotoId, PhotoState, Tally};
+use recast_store::{ObjectStore, MAX_DELETE_BATCH};
+use tracing::{debug, warn};
+
+use crate::{JobError, Progress};
+
+/// Photos claimed per statement: more than one request's worth, so requests can be filled.
+const CLAIM_PHOTOS: u32 = 400;
+
+/// What a worker's sweeper holds for one run: claimed photos and the keys each still has to lose
+/// in its current phase.
+#[derive(Debug, Default)]
+pub(crate) struct SweepBuffer {
+    photos: BTreeMap<PhotoId, Held>,
+}
+
+#[derive(Debug)]
+struct Held {
+    state: PhotoState,
+    original: String,
+    keys: Vec<String>,
+}
+
+impl SweepBuffer {
+    fn key_count(&self) -> usize {
+        self.photos.values().map(|h| h.keys.len()).sum()
+    }
+
+    fn add(&mut self, item: SweepItem) {
+        let keys = match item.state {
+            PhotoState::Switched => item.thumbs,
+            _ => vec![item.original_key.clone()],
+        };
+        self.photos.entry(item.photo).or_insert(Held {
+            state: item.state,
+            original: item.original_key,
+            keys,
+        });
+    }
+
+    /// Up to `max` keys, in photo order; a photo's keys may be split across requests.
+    fn take(&mut self, max: usize) -> Vec<(PhotoId, String)> {
+        let mut out = Vec::new();
+        for (id, held) in self.photos.iter_mut() {
+            while out.len() < max {
+                let Some(k) = held.keys.pop() else { break };
+                out.push((*id, k));
+            }
+            if out.len() == max {
+                break;
+            }
+        }
+        out
+    }
+
+    fn give_back(&mut self, photo: PhotoId, key: String) {
+        if let Some(h) = self.photos.get_mut(&photo) {
+            h.keys.push(key);
+        }
+    }
+
+    /// Photos whose keys are all gone: their next state, and what stays held (originals to delete
+    /// next under the delete policy).
+    fn finished(&mut self, policy: OriginalsPolicy) -> Vec<(PhotoId, PhotoState)> {
+        let done: Vec<PhotoId> = self
+            .photos
+            .iter()
+            .filter(|(_, h)| h.keys.is_empty())
+            .map(|(id, _)| *id)
+            .collect();
+        let mut moves = Vec::new();
+        for id in done {
+            let held = self.photos.get_mut(&id).expect("listed above");
+            match (held.state, policy) {
+                (PhotoState::Switched, OriginalsPolicy::Delete) => {
+                    moves.push((id, PhotoState::ThumbsGone));
+                    held.state = PhotoState::ThumbsGone;
+                    held.keys = vec![held.original.clone()];
+                }
+                _ => {
+                    moves.push((id, PhotoState::Done));
+                    self.photos.remove(&id);
+                }
+            }
+        }
+        moves
+    }
+}
+
+/// What a sweep round needs.
+pub(crate) struct SweepContext<'a> {
+    pub catalog: &'a dyn Catalog,
+    /// The store, counting into the worker's overhead.
+    pub store: &'a dyn ObjectStore,
+    pub tally: &'a Tally,
+    pub progress: &'a Progress,
+    pub owner: &'a str,
+    pub lease: Duration,
+}
+
+impl SweepContext<'_> {
+    /// Sends every full request it can make; with `final_round`, also the last partial one.
+    pub async fn round(
+        &self,
+        run: &Run,
+        buffer: &mut SweepBuffer,
+        final_round: bool,
+    ) -> Result<(), JobError> {
+        let policy = run.settings.originals;
+        let mut exhausted = false;
+        loop {
+            if buffer.key_count() < MAX_DELETE_BATCH && !exhausted {
+                let items = self
+                    .catalog
+                    .claim_sweep(run, self.owner, CLAIM_PHOTOS, self.lease, self.tally)
+                    .await
+                    .map_err(JobError::retry)?;
+                exhausted = items.len() < CLAIM_PHOTOS as usize;
+                for item in items {
+                    buffer.add(item);
+                }
+            }
+            let keys = buffer.key_count();
+            let send = keys >= MAX_DELETE_BATCH || (final_round && keys > 0);
+            let mut progressed = false;
+            if send {
+                let batch = buffer.take(MAX_DELETE_BATCH);
+                let list: Vec<String> = batch.iter().map(|(_, k)| k.clone()).collect();
+                match self.store.delete_many(&list).await {
+                    Ok(outcome) => {
+                        let failed: std::collections::HashSet<&String> =
+                            outcome.failed.iter().map(|(k, _)| k).collect();
+                        for (key, e) in &outcome.failed {
+                            warn!(error = %e, key, "a key was not deleted; it will be retried");
+                        }
+                        progressed = failed.len() < batch.len();
+                        let failed: std::collections::HashSet<String> =
+                            failed.into_iter().cloned().collect();
+                        for (photo, key) in batch {
+                            if failed.contains(&key) {
+                                buffer.give_back(photo, key);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        for (photo, key) in batch {
+                            buffer.give_back(photo, key);
+                        }
+                        return Err(JobError::retry(format_args!("failed to delete: {e}")));
+                    }
+                }
+            }
+            let moves = buffer.finished(policy);
+            if !moves.is_empty() {
+                self.catalog
+                    .advance(run, &moves, self.tally)
+                    .await
+                    .map_err(JobError::retry)?;
+                let done = moves.iter().filter(|(_, s)| *s == PhotoState::Done).count() as u64;
+                Progress::add(&self.progress.photos_finished, done);
+                debug!(photos = moves.len(), "swept");
+            }
+            if !send || !progressed {
+                return Ok(());
+            }
+        }
+    }
+}
