@@ -1,7 +1,7 @@
 //! `recast bench DIR`: codec speed, size and quality on a folder of photos, on one thread and on
 //! N, optionally beside `cwebp` at the same settings in the same run.
 //!
-//! Passes, each over every photo and each timed as a whole (wall clock):
+//! Passes, each over every photo and each timed as a whole (wall clock), best of `--rounds`:
 //! - *decode+encode*: the conversion with the quality guard off, the same work `cwebp` does;
 //!   its WebP sizes are the ones compared with cwebp's;
 //! - *convert*: the full conversion the workers run, quality guard (and its re-encodes) included;
@@ -30,8 +30,51 @@ struct Photo {
 
 /// Wall time of one pass at one thread count, and what each photo gave.
 struct Pass<T> {
-    elapsed: Duration,
+    timing: Timing,
     results: Vec<T>,
+}
+
+/// Wall and CPU time of a pass. CPU time tells the threads' own cost apart from waiting for
+/// cores that something else on the machine holds: if a photo costs the same CPU time on N
+/// threads as on one, the N threads do not slow each other, and wall-clock scaling then
+/// depends only on how many cores are free.
+#[derive(Clone, Copy)]
+struct Timing {
+    wall: Duration,
+    cpu: Option<Duration>,
+}
+
+impl Timing {
+    const UNSET: Timing = Timing {
+        wall: Duration::MAX,
+        cpu: None,
+    };
+
+    fn best(self, other: Timing) -> Timing {
+        Timing {
+            wall: self.wall.min(other.wall),
+            cpu: match (self.cpu, other.cpu) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+        }
+    }
+}
+
+/// CPU time of this process and of its waited-for children (the cwebp processes), from
+/// /proc/self/stat; `None` where that does not exist.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces: state is
+    // field 3, then utime, stime, cutime, cstime are fields 14 to 17.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+    let ticks = fields
+        .get(11..15)?
+        .iter()
+        .map(|f| f.parse::<u64>().ok())
+        .sum::<Option<u64>>()?;
+    // Linux reports these in USER_HZ, 100 per second on every architecture it exports them.
+    Some(Duration::from_millis(ticks * 10))
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -58,77 +101,95 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         ..options
     };
     println!(
-        "recast bench {} — {} photos, {:.1} MP, {}, quality {}, method {}, 1 and {threads} threads",
+        "recast bench {} — {} photos, {:.1} MP, {}, quality {}, method {}, 1 and {threads} threads, best of {} rounds",
         args.dir.display(),
         photos.len(),
         megapixels,
         bytes(input_bytes),
         options.encode.quality,
         options.encode.method,
+        args.rounds.max(1),
     );
 
     let encode = |p: &Photo| recast_codec::convert(&p.bytes, &encode_only);
     let convert = |p: &Photo| recast_codec::convert(&p.bytes, &guarded);
-    let enc = (
-        run_pass(&photos, 1, encode),
-        run_pass(&photos, threads, encode),
-    );
-    let conv = (
-        run_pass(&photos, 1, convert),
-        run_pass(&photos, threads, convert),
-    );
-    let ours: Vec<Vec<u8>> = enc
-        .0
-        .results
+    let scratch = std::env::temp_dir().join(format!("recast-bench-{}", std::process::id()));
+    if args.vs_cwebp {
+        std::fs::create_dir_all(&scratch)?;
+    }
+    let run_cwebp = |p: &Photo| cwebp(&p.path, &scratch, &options);
+    // Best wall time of each pass, on one thread [0] and on N [1]. The passes of one round run
+    // back to back, recast's and cwebp's interleaved, so that whatever else the machine is doing
+    // weighs on both alike, and the best of several rounds is the least disturbed.
+    let (mut enc, mut conv, mut theirs) =
+        ([Timing::UNSET; 2], [Timing::UNSET; 2], [Timing::UNSET; 2]);
+    let (mut encoded, mut converted, mut cwebp_out) = (None, None, None);
+    for _ in 0..args.rounds.max(1) {
+        for (slot, n) in [(0, 1), (1, threads)] {
+            let pass = run_pass(&photos, n, encode);
+            enc[slot] = enc[slot].best(pass.timing);
+            encoded.get_or_insert(pass.results);
+            if args.vs_cwebp {
+                let pass = run_pass(&photos, n, run_cwebp);
+                theirs[slot] = theirs[slot].best(pass.timing);
+                cwebp_out.get_or_insert(pass.results);
+            }
+            let pass = run_pass(&photos, n, convert);
+            conv[slot] = conv[slot].best(pass.timing);
+            converted.get_or_insert(pass.results);
+        }
+    }
+    if args.vs_cwebp {
+        std::fs::remove_dir_all(&scratch).ok();
+    }
+    let ours: Vec<Vec<u8>> = encoded
+        .expect("at least one round")
         .into_iter()
         .zip(&photos)
         .map(|(r, p)| webp_of(r, &p.path))
         .collect::<anyhow::Result<_>>()?;
-
-    let cwebp = if args.vs_cwebp {
-        let scratch = std::env::temp_dir().join(format!("recast-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&scratch)?;
-        let run = |p: &Photo| cwebp(&p.path, &scratch, &options);
-        let passes = (run_pass(&photos, 1, run), run_pass(&photos, threads, run));
-        std::fs::remove_dir_all(&scratch).ok();
-        let outputs: Vec<Vec<u8>> = passes.0.results.into_iter().collect::<Result<_, _>>()?;
-        Some((passes.0.elapsed, passes.1.elapsed, outputs))
-    } else {
-        None
+    let converted = converted.expect("at least one round");
+    let cwebp = match cwebp_out {
+        Some(outputs) => Some((
+            theirs,
+            outputs.into_iter().collect::<anyhow::Result<Vec<_>>>()?,
+        )),
+        None => None,
     };
 
     let rate = |d: Duration| megapixels / d.as_secs_f64();
-    let row = |name: &str, one: Duration, many: Duration| {
+    let per_cpu = |t: Timing| t.cpu.map_or("-".to_string(), |c| format!("{:.2}", rate(c)));
+    let row = |name: &str, [one, many]: [Timing; 2]| {
         println!(
-            "{name:<22} {:>7.2} MP/s {:>12.2} MP/s {:>9.2}x",
-            rate(one),
-            rate(many),
-            one.as_secs_f64() / many.as_secs_f64()
+            "{name:<22} {:>7.2} MP/s {:>12.2} MP/s {:>9.2}x {:>12} {:>8}",
+            rate(one.wall),
+            rate(many.wall),
+            one.wall.as_secs_f64() / many.wall.as_secs_f64(),
+            per_cpu(one),
+            per_cpu(many),
         );
     };
     println!(
-        "{:<22} {:>12} {:>17} {:>10}",
+        "{:<22} {:>12} {:>17} {:>10} {:>21}",
         "",
         "1 thread",
         format!("{threads} threads"),
-        "scaling"
+        "scaling",
+        "MP per CPU-s: 1 / N"
     );
-    row("recast decode+encode", enc.0.elapsed, enc.1.elapsed);
-    row("recast convert", conv.0.elapsed, conv.1.elapsed);
-    if let Some((one, many, _)) = &cwebp {
-        row("cwebp", *one, *many);
-        println!(
-            "{:<22} {:>10.2}x {:>16.2}x",
-            "decode+encode / cwebp",
-            one.as_secs_f64() / enc.0.elapsed.as_secs_f64(),
-            many.as_secs_f64() / enc.1.elapsed.as_secs_f64()
-        );
-        println!(
-            "{:<22} {:>10.2}x {:>16.2}x",
-            "convert / cwebp",
-            one.as_secs_f64() / conv.0.elapsed.as_secs_f64(),
-            many.as_secs_f64() / conv.1.elapsed.as_secs_f64()
-        );
+    row("recast decode+encode", enc);
+    row("recast convert", conv);
+    if let Some((cw, _)) = &cwebp {
+        row("cwebp", *cw);
+        let ratio = |ours: [Timing; 2]| {
+            format!(
+                "{:>10.2}x {:>16.2}x",
+                cw[0].wall.as_secs_f64() / ours[0].wall.as_secs_f64(),
+                cw[1].wall.as_secs_f64() / ours[1].wall.as_secs_f64()
+            )
+        };
+        println!("{:<22} {}", "decode+encode / cwebp", ratio(enc));
+        println!("{:<22} {}", "convert / cwebp", ratio(conv));
     }
 
     let our_bytes: usize = ours.iter().map(Vec::len).sum();
@@ -138,7 +199,7 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         bytes(our_bytes),
         our_bytes as f64 / input_bytes as f64
     );
-    if let Some((_, _, outputs)) = &cwebp {
+    if let Some((_, outputs)) = &cwebp {
         let theirs: usize = outputs.iter().map(Vec::len).sum();
         print!(
             ", cwebp {} ({:.3} of in), recast/cwebp {:.3}",
@@ -164,11 +225,11 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         options.encode.quality,
         summary(&scores(&ours)?)
     );
-    if let Some((_, _, outputs)) = &cwebp {
+    if let Some((_, outputs)) = &cwebp {
         print!(", cwebp {}", summary(&scores(outputs)?));
     }
     println!();
-    println!("{}", outcomes(&conv.0.results, &photos, &ours, &options));
+    println!("{}", outcomes(&converted, &photos, &ours, &options));
     Ok(())
 }
 
@@ -206,7 +267,7 @@ fn run_pass<T: Send>(
 ) -> Pass<T> {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<T>>> = Mutex::new((0..photos.len()).map(|_| None).collect());
-    let started = Instant::now();
+    let (started, cpu_before) = (Instant::now(), cpu_time());
     std::thread::scope(|s| {
         for _ in 0..threads.max(1) {
             s.spawn(|| loop {
@@ -217,14 +278,19 @@ fn run_pass<T: Send>(
             });
         }
     });
-    let elapsed = started.elapsed();
+    let timing = Timing {
+        wall: started.elapsed(),
+        cpu: cpu_time()
+            .zip(cpu_before)
+            .map(|(after, before)| after - before),
+    };
     let results = results
         .into_inner()
         .expect("no thread panicked")
         .into_iter()
         .map(|r| r.expect("every photo was taken"))
         .collect();
-    Pass { elapsed, results }
+    Pass { timing, results }
 }
 
 fn webp_of(
