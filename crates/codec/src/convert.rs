@@ -106,8 +106,9 @@ pub enum Conversion {
 /// Converts one photo: decode (pixel cap from the header, orientation applied), encode, check
 /// the quality against the source (re-encoding higher up to `max_tries`), then check the saving.
 pub fn convert(input: &[u8], opts: &ConvertOptions) -> Result<Conversion, CodecError> {
-    let info = probe(input)?;
-    if info.format == ImageFormat::WebP {
+    // Sniffed from the magic bytes, so other formats' headers are parsed once, by the decoder.
+    if image::guess_format(input).ok() == Some(ImageFormat::WebP) {
+        let info = probe(input)?;
         return Ok(Conversion::AlreadyWebp {
             width: info.width,
             height: info.height,
