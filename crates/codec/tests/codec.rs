@@ -70,13 +70,10 @@ fn broken_inputs_are_refused_with_a_reason() {
     ));
     let jpeg = shared_photo("rocket.jpg");
     let truncated = &jpeg[..jpeg.len() / 3];
+    // The decoder alone would fill the missing rows with grey; the worker's path refuses it.
     match transcode(truncated, &EncodeOptions::default()) {
-        Err(e) => assert!(e.is_bad_input(), "{e}"),
-        // A decoder may fill a truncated scan; then the output must still have the right size.
-        Ok(out) => assert_eq!(
-            (out.width, out.height),
-            probe(&jpeg).map(|i| (i.width, i.height)).unwrap()
-        ),
+        Err(e @ CodecError::Truncated { .. }) => assert!(e.is_bad_input(), "{e}"),
+        other => panic!("expected Truncated, got {:?}", other.map(|o| o.webp.len())),
     }
     let header_only = &jpeg[..200];
     assert!(transcode(header_only, &EncodeOptions::default()).is_err());
