@@ -146,6 +146,13 @@ pub struct LaunchArgs {
     /// libwebp method (0 fastest .. 6 smallest).
     #[arg(long, env = "RECAST_METHOD", default_value_t = 4)]
     pub method: u8,
+    /// Lowest SSIMULACRA2 score of a WebP; below it the photo is re-encoded at a higher quality or
+    /// keeps its original (see docs/codec.md).
+    #[arg(long, env = "RECAST_MIN_SCORE", default_value_t = recast_core::DEFAULT_MIN_SCORE)]
+    pub min_score: f64,
+    /// Carry EXIF into the WebPs (GPS data and the orientation tag are always removed).
+    #[arg(long, env = "RECAST_KEEP_EXIF")]
+    pub keep_exif: bool,
 }
 
 fn parse_originals(s: &str) -> Result<OriginalsPolicy, String> {

@@ -9,7 +9,6 @@ use anyhow::Context;
 use bytes::Bytes;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use recast_catalog::Catalog;
-use recast_codec::EncodeOptions;
 use recast_core::{PhotoState, RunSettings, Tally};
 use recast_store::ObjectStore;
 use recast_worker::{CpuPool, Progress, Worker, WorkerConfig};
@@ -249,15 +248,13 @@ async fn sample_originals(
 
 /// Photos per second of decode+encode alone, all of `sample` at once on the pool.
 pub async fn codec_ceiling(cpu: &CpuPool, sample: &[Bytes], settings: &RunSettings) -> f64 {
-    let options = EncodeOptions {
-        quality: settings.quality,
-        method: settings.method,
-        ..EncodeOptions::default()
-    };
+    // The same conversion the workers make (quality guard included), so the ratio is fair.
+    let options = recast_worker::conversion_options(settings, recast_codec::DEFAULT_MAX_PIXELS);
     let started = Instant::now();
-    let jobs = sample.iter().cloned().map(|bytes| {
-        cpu.run(move || recast_codec::transcode(&bytes, &options).map(|t| t.webp.len()))
-    });
+    let jobs = sample
+        .iter()
+        .cloned()
+        .map(|bytes| cpu.run(move || recast_codec::convert(&bytes, &options).is_ok()));
     futures::future::join_all(jobs).await;
     sample.len() as f64 / started.elapsed().as_secs_f64()
 }

@@ -31,6 +31,8 @@ pub async fn run(a: LaunchArgs) -> anyhow::Result<()> {
         quality: a.quality,
         method: a.method,
         originals: a.originals,
+        min_score: a.min_score,
+        keep_exif: a.keep_exif,
     };
     settings.validate()?;
     let (run, r) = launch(catalog.as_ref(), queue.as_ref(), &a.run, &settings).await?;

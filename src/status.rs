@@ -101,6 +101,14 @@ pub fn render(s: &RunStatus) -> String {
         mb(bytes_after),
         reduction(bytes_before, bytes_after)
     );
+    if !s.kept.is_empty() {
+        let k: Vec<String> = s.kept.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        let _ = writeln!(
+            out,
+            "kept      {} (original kept as the copy; thumbnails deleted)",
+            k.join(", ")
+        );
+    }
     if !s.failures.is_empty() {
         let f: Vec<String> = s.failures.iter().map(|(r, n)| format!("{r} {n}")).collect();
         let _ = writeln!(out, "failures  {}", f.join(", "));

@@ -78,6 +78,7 @@ pub async fn run_all(c: &dyn Catalog) {
     status_adds_up(c).await;
     record_writes_the_attempt_too(c).await;
     sweeps_claim_exclusively_and_leases_expire(c).await;
+    kept_photos_are_switched_to_their_original(c).await;
 }
 
 pub async fn runs_are_frozen(c: &dyn Catalog) {
@@ -421,4 +422,55 @@ pub async fn sweeps_claim_exclusively_and_leases_expire(c: &dyn Catalog) {
     .await
     .unwrap();
     assert_eq!(c.sweep_backlog(&run, &tally).await.unwrap(), 2);
+}
+
+pub async fn kept_photos_are_switched_to_their_original(c: &dyn Catalog) {
+    use recast_core::KeptReason;
+    let tally = Tally::default();
+    let (run, _) = c
+        .ensure_run(
+            "kept",
+            &RunSettings {
+                originals: OriginalsPolicy::Delete,
+                ..RunSettings::default()
+            },
+        )
+        .await
+        .unwrap();
+    let kept = ProgressUpdate::Kept {
+        photo: PhotoId(1),
+        original_key: "photos/1/1.jpg".into(),
+        reason: KeptReason::AlreadyWebp,
+        detail: "already a WebP".into(),
+    };
+    let states = c
+        .record(&run, CoupleId(1), &[kept], None, &tally)
+        .await
+        .unwrap();
+    assert_eq!(states[&PhotoId(1)], PhotoState::Switched);
+    let items = c
+        .claim_sweep(&run, "k", 10, std::time::Duration::from_secs(60), &tally)
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 1);
+    assert!(
+        items[0].kept,
+        "a kept photo must be marked so its original is never deleted"
+    );
+    let s = c.status(&run).await.unwrap();
+    assert_eq!(s.kept.get("already_webp"), Some(&1));
+    assert!(s.failures.is_empty());
+    c.advance(&run, &[(PhotoId(1), PhotoState::Done)], &tally)
+        .await
+        .unwrap();
+    let s = c.status(&run).await.unwrap();
+    // Done and kept: its original is its one object, even under delete.
+    let done = s.by_state["done"];
+    assert_eq!((done.photos, done.kept), (1, 1));
+    let (objects, _) = s.after();
+    assert_eq!(
+        objects,
+        4 + 6,
+        "the kept photo's original (and the three others with their thumbnails)"
+    );
 }

@@ -1,5 +1,6 @@
 use recast_core::{
-    CoupleId, FailureReason, JobPhoto, PhotoId, PhotoState, RunId, RunSettings, TallySnapshot,
+    CoupleId, FailureReason, JobPhoto, KeptReason, PhotoId, PhotoState, RunId, RunSettings,
+    TallySnapshot,
 };
 use serde::Serialize;
 
@@ -74,6 +75,14 @@ pub struct ProgressRow {
 pub enum ProgressUpdate {
     /// pending -> switched: the WebP is stored and becomes the photo's copy.
     Switched { photo: PhotoId, webp: WebpRecord },
+    /// pending -> switched with the original as the photo's copy (no WebP), for a reason that is
+    /// not a failure: its thumbnails go, its original never does.
+    Kept {
+        photo: PhotoId,
+        original_key: String,
+        reason: KeptReason,
+        detail: String,
+    },
     /// pending -> failed, with the reason; nothing of the photo was deleted.
     Failed {
         photo: PhotoId,
@@ -85,7 +94,9 @@ pub enum ProgressUpdate {
 impl ProgressUpdate {
     pub fn photo(&self) -> PhotoId {
         match self {
-            ProgressUpdate::Switched { photo, .. } | ProgressUpdate::Failed { photo, .. } => *photo,
+            ProgressUpdate::Switched { photo, .. }
+            | ProgressUpdate::Kept { photo, .. }
+            | ProgressUpdate::Failed { photo, .. } => *photo,
         }
     }
 }
@@ -113,4 +124,6 @@ pub struct SweepItem {
     pub state: PhotoState,
     pub original_key: String,
     pub thumbs: Vec<String>,
+    /// The original is the photo's copy (see [`ProgressUpdate::Kept`]): never delete it.
+    pub kept: bool,
 }

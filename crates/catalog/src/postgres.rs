@@ -99,6 +99,18 @@ fn push_progress_values(
                     .push_bind(None::<String>)
                     .push_bind(None::<String>);
             }
+            ProgressUpdate::Kept {
+                original_key,
+                detail,
+                ..
+            } => {
+                b.push_bind(PhotoState::Switched.as_str())
+                    .push_bind(original_key.clone())
+                    .push_bind(0i64)
+                    .push_bind(0i64)
+                    .push_bind(None::<String>)
+                    .push_bind(detail.clone());
+            }
             ProgressUpdate::Failed { reason, detail, .. } => {
                 b.push_bind(PhotoState::Failed.as_str())
                     .push_bind(None::<String>)
@@ -108,7 +120,10 @@ fn push_progress_values(
                     .push_bind(detail.clone());
             }
         }
-        b.push_bind(now).push_bind(now);
+        b.push_bind(now).push_bind(now).push_bind(match u {
+            ProgressUpdate::Kept { reason, .. } => Some(reason.as_str()),
+            _ => None,
+        });
     });
 }
 
@@ -370,7 +385,7 @@ impl Catalog for PgCatalog {
         if !updates.is_empty() {
             q.push(
                 "WITH recorded AS (INSERT INTO photo_progress AS pp (run_id, photo_id, couple_id, state, webp_key,
-                     webp_bytes, webp_crc32c, failure_reason, failure_detail, created_at, updated_at) ",
+                     webp_bytes, webp_crc32c, failure_reason, failure_detail, created_at, updated_at, kept_reason) ",
             );
             push_progress_values(&mut q, run, couple, updates, now_ms());
             // A photo recorded before keeps its row; the no-op update makes RETURNING report it.
@@ -412,8 +427,8 @@ impl Catalog for PgCatalog {
              claimed AS (
                  UPDATE photo_progress pp SET sweep_owner = $2, sweep_until = $5
                  FROM candidates c WHERE pp.run_id = $1 AND pp.photo_id = c.photo_id
-                 RETURNING pp.photo_id, pp.state)
-             SELECT c.photo_id, c.state, p.original_key, t.key
+                 RETURNING pp.photo_id, pp.state, pp.kept_reason)
+             SELECT c.photo_id, c.state, c.kept_reason, p.original_key, t.key
              FROM claimed c JOIN photos p ON p.id = c.photo_id
              LEFT JOIN thumbnails t ON t.photo_id = c.photo_id
              ORDER BY c.photo_id, t.key",
@@ -487,7 +502,9 @@ impl Catalog for PgCatalog {
         let rows: Vec<StateTuple> = sqlx::query_as(
             "SELECT coalesce(pp.state, 'pending'), count(*), coalesce(sum(p.bytes), 0)::bigint,
                     coalesce(sum(t.n), 0)::bigint, coalesce(sum(t.b), 0)::bigint,
-                    coalesce(sum(pp.webp_bytes), 0)::bigint
+                    coalesce(sum(pp.webp_bytes), 0)::bigint,
+                    count(pp.kept_reason),
+                    coalesce(sum(CASE WHEN pp.kept_reason IS NOT NULL THEN p.bytes ELSE 0 END), 0)::bigint
              FROM photos p
              LEFT JOIN (SELECT photo_id, count(*) AS n, sum(bytes) AS b FROM thumbnails GROUP BY photo_id) t
                     ON t.photo_id = p.id
@@ -507,6 +524,15 @@ impl Catalog for PgCatalog {
         status
             .failures
             .extend(failures.into_iter().map(|(r, n)| (r, n as u64)));
+        let kept: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT kept_reason, count(*) FROM photo_progress WHERE run_id = $1 AND kept_reason IS NOT NULL GROUP BY 1",
+        )
+        .bind(run.id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        status
+            .kept
+            .extend(kept.into_iter().map(|(r, n)| (r, n as u64)));
         #[allow(clippy::type_complexity)]
         let r: (i64, i64, i64, i64, i64, i64, i64, i64, i64, Option<i64>, Option<i64>) = sqlx::query_as(
             "SELECT (SELECT count(*) FROM couples), count(*),

@@ -18,11 +18,12 @@ pub(crate) type ProgressTuple = (
     Option<String>,
 );
 
-/// (state, photos, original bytes, thumbnails, thumbnail bytes, webp bytes).
-pub(crate) type StateTuple = (String, i64, i64, i64, i64, i64);
+/// (state, photos, original bytes, thumbnails, thumbnail bytes, webp bytes, kept photos, their
+/// original bytes).
+pub(crate) type StateTuple = (String, i64, i64, i64, i64, i64, i64, i64);
 
-/// (photo id, state, original key, thumbnail key), ordered by photo, thumbnail.
-pub(crate) type SweepRow = (i64, String, String, Option<String>);
+/// (photo id, state, kept reason, original key, thumbnail key), ordered by photo, thumbnail.
+pub(crate) type SweepRow = (i64, String, Option<String>, String, Option<String>);
 
 pub(crate) fn state_of(text: &str) -> Result<PhotoState, CatalogError> {
     text.parse().map_err(CatalogError::Corrupt)
@@ -77,7 +78,7 @@ pub(crate) fn progress_row(
 }
 
 pub(crate) fn state_totals(
-    (state, photos, original, thumbs, thumb_bytes, webp): StateTuple,
+    (state, photos, original, thumbs, thumb_bytes, webp, kept, kept_bytes): StateTuple,
 ) -> (String, StateTotals) {
     (
         state,
@@ -87,13 +88,15 @@ pub(crate) fn state_totals(
             thumbnails: thumbs as u64,
             thumbnail_bytes: thumb_bytes as u64,
             webp_bytes: webp as u64,
+            kept: kept as u64,
+            kept_original_bytes: kept_bytes as u64,
         },
     )
 }
 
 pub(crate) fn group_sweep(rows: Vec<SweepRow>) -> Result<Vec<SweepItem>, CatalogError> {
     let mut items: Vec<SweepItem> = Vec::new();
-    for (photo, state, original, thumb) in rows {
+    for (photo, state, kept, original, thumb) in rows {
         let photo = PhotoId(photo);
         if items.last().map(|i| i.photo) != Some(photo) {
             items.push(SweepItem {
@@ -101,6 +104,7 @@ pub(crate) fn group_sweep(rows: Vec<SweepRow>) -> Result<Vec<SweepItem>, Catalog
                 state: state_of(&state)?,
                 original_key: original,
                 thumbs: Vec::new(),
+                kept: kept.is_some(),
             });
         }
         if let Some(t) = thumb {

@@ -312,7 +312,7 @@ impl Catalog for SqliteCatalog {
             let now = now_ms();
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO photo_progress (run_id, photo_id, couple_id, state, webp_key, webp_bytes, webp_crc32c,
-                                             failure_reason, failure_detail, created_at, updated_at) ",
+                                             failure_reason, failure_detail, created_at, updated_at, kept_reason) ",
             );
             push_progress_values(&mut q, run, couple, updates, now);
             // A photo recorded before (by a duplicate or earlier attempt) keeps its row: the no-op
@@ -367,7 +367,7 @@ impl Catalog for SqliteCatalog {
             return Ok(Vec::new());
         }
         let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT pp.photo_id, pp.state, p.original_key, t.key
+            "SELECT pp.photo_id, pp.state, pp.kept_reason, p.original_key, t.key
              FROM photo_progress pp JOIN photos p ON p.id = pp.photo_id
              LEFT JOIN thumbnails t ON t.photo_id = pp.photo_id
              WHERE pp.run_id = ",
@@ -439,7 +439,9 @@ impl Catalog for SqliteCatalog {
         let rows = sqlx::query_as::<_, StateTuple>(
             "SELECT coalesce(pp.state, 'pending') AS state, count(*) AS photos, coalesce(sum(p.bytes), 0) AS original_bytes,
                     sum(coalesce(t.n, 0)) AS thumbnails, sum(coalesce(t.b, 0)) AS thumbnail_bytes,
-                    sum(coalesce(pp.webp_bytes, 0)) AS webp_bytes
+                    sum(coalesce(pp.webp_bytes, 0)) AS webp_bytes,
+                    sum(CASE WHEN pp.kept_reason IS NOT NULL THEN 1 ELSE 0 END) AS kept,
+                    sum(CASE WHEN pp.kept_reason IS NOT NULL THEN p.bytes ELSE 0 END) AS kept_bytes
              FROM photos p
              LEFT JOIN (SELECT photo_id, count(*) AS n, sum(bytes) AS b FROM thumbnails GROUP BY photo_id) t
                     ON t.photo_id = p.id
@@ -459,6 +461,15 @@ impl Catalog for SqliteCatalog {
         {
             status.failures.insert(r.get("failure_reason"), r.get::<i64, _>("n") as u64);
         }
+        let kept: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT kept_reason, count(*) FROM photo_progress WHERE run_id = ? AND kept_reason IS NOT NULL GROUP BY 1",
+        )
+        .bind(run.id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        status
+            .kept
+            .extend(kept.into_iter().map(|(r, n)| (r, n as u64)));
         let r = sqlx::query(
             "SELECT (SELECT count(*) FROM couples) AS couples_total,
                     count(*) AS attempts,
@@ -534,6 +545,18 @@ fn push_progress_values(
                     .push_bind(None::<String>)
                     .push_bind(None::<String>);
             }
+            ProgressUpdate::Kept {
+                original_key,
+                detail,
+                ..
+            } => {
+                b.push_bind(PhotoState::Switched.as_str())
+                    .push_bind(original_key.clone())
+                    .push_bind(0i64)
+                    .push_bind(0i64)
+                    .push_bind(None::<String>)
+                    .push_bind(detail.clone());
+            }
             ProgressUpdate::Failed { reason, detail, .. } => {
                 b.push_bind(PhotoState::Failed.as_str())
                     .push_bind(None::<String>)
@@ -543,7 +566,10 @@ fn push_progress_values(
                     .push_bind(detail.clone());
             }
         }
-        b.push_bind(now).push_bind(now);
+        b.push_bind(now).push_bind(now).push_bind(match u {
+            ProgressUpdate::Kept { reason, .. } => Some(reason.as_str()),
+            _ => None,
+        });
     });
 }
 

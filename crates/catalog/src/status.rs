@@ -11,6 +11,9 @@ pub struct StateTotals {
     pub thumbnails: u64,
     pub thumbnail_bytes: u64,
     pub webp_bytes: u64,
+    /// Photos whose original is their copy (no WebP), and those originals' bytes.
+    pub kept: u64,
+    pub kept_original_bytes: u64,
 }
 
 /// Where a run stands, computed from what the catalog recorded.
@@ -24,6 +27,8 @@ pub struct RunStatus {
     pub couples_complete: u64,
     pub by_state: BTreeMap<String, StateTotals>,
     pub failures: BTreeMap<String, u64>,
+    /// Photos that keep their original, by reason (not failures).
+    pub kept: BTreeMap<String, u64>,
     pub requests: TallySnapshot,
     pub attempts: u64,
     pub first_started_ms: Option<i64>,
@@ -61,17 +66,21 @@ impl RunStatus {
             let state: PhotoState = name.parse().unwrap_or(PhotoState::Pending);
             let webp = state.is_switched();
             let thumbs_left = !matches!(state, PhotoState::ThumbsGone | PhotoState::Done);
-            let original_left =
-                !(state == PhotoState::Done && self.originals == OriginalsPolicy::Delete);
+            // Under delete, a done photo's original is gone unless it was kept as the copy.
+            let originals_gone =
+                state == PhotoState::Done && self.originals == OriginalsPolicy::Delete;
             if webp {
-                objects += t.photos;
+                objects += t.photos - t.kept;
                 bytes += t.webp_bytes;
             }
             if thumbs_left {
                 objects += t.thumbnails;
                 bytes += t.thumbnail_bytes;
             }
-            if original_left {
+            if originals_gone {
+                objects += t.kept;
+                bytes += t.kept_original_bytes;
+            } else {
                 objects += t.photos;
                 bytes += t.original_bytes;
             }
@@ -98,6 +107,8 @@ mod tests {
             thumbnails: photos * 5,
             thumbnail_bytes: photos * 500,
             webp_bytes: if photos > 0 { photos * 300 } else { 0 },
+            kept: 0,
+            kept_original_bytes: 0,
         }
     }
 

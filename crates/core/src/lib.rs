@@ -10,6 +10,6 @@ mod tally;
 
 pub use ids::{CoupleId, PhotoId, RunId};
 pub use job::{JobMessage, JobPhoto, MessageError, JOB_MESSAGE_VERSION};
-pub use settings::{OriginalsPolicy, RunSettings, SettingsError};
-pub use state::{advance_after_deletes, webp_key, FailureReason, PhotoState, Step};
+pub use settings::{OriginalsPolicy, RunSettings, SettingsError, DEFAULT_MIN_SCORE};
+pub use state::{advance_after_deletes, webp_key, FailureReason, KeptReason, PhotoState, Step};
 pub use tally::{Tally, TallySnapshot};

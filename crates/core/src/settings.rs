@@ -43,6 +43,19 @@ pub struct RunSettings {
     /// libwebp's method (0 = fastest .. 6 = smallest).
     pub method: u8,
     pub originals: OriginalsPolicy,
+    /// Lowest SSIMULACRA2 score a WebP may have (the quality guard; see docs/codec.md).
+    #[serde(default = "default_min_score")]
+    pub min_score: f64,
+    /// Carry EXIF (without GPS data and orientation) into the WebPs.
+    #[serde(default)]
+    pub keep_exif: bool,
+}
+
+/// The quality guard's default threshold: SSIMULACRA2's "medium quality".
+pub const DEFAULT_MIN_SCORE: f64 = 50.0;
+
+fn default_min_score() -> f64 {
+    DEFAULT_MIN_SCORE
 }
 
 impl Default for RunSettings {
@@ -51,6 +64,8 @@ impl Default for RunSettings {
             quality: 80.0,
             method: 4,
             originals: OriginalsPolicy::Keep,
+            min_score: DEFAULT_MIN_SCORE,
+            keep_exif: false,
         }
     }
 }
@@ -87,10 +102,16 @@ mod tests {
             quality: 72.5,
             method: 6,
             originals: OriginalsPolicy::Delete,
+            min_score: 60.0,
+            keep_exif: true,
         };
         let json = serde_json::to_string(&s).unwrap();
         assert!(json.contains("\"delete\""), "{json}");
         assert_eq!(serde_json::from_str::<RunSettings>(&json).unwrap(), s);
+        // Runs frozen before the quality guard existed read with its defaults.
+        let old: RunSettings =
+            serde_json::from_str(r#"{"quality":80.0,"method":4,"originals":"keep"}"#).unwrap();
+        assert_eq!(old, RunSettings::default());
     }
 
     #[test]

@@ -171,6 +171,34 @@ impl fmt::Display for FailureReason {
     }
 }
 
+/// Why a photo keeps its original as its copy instead of getting a WebP. Not a failure: its
+/// thumbnails are deleted like any migrated photo's, and its original is never deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeptReason {
+    /// Even the best WebP allowed scored under the run's quality threshold.
+    Quality,
+    /// The WebP was not at least 5% smaller than the original.
+    NoSaving,
+    /// The original is already a WebP.
+    AlreadyWebp,
+}
+
+impl KeptReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeptReason::Quality => "quality",
+            KeptReason::NoSaving => "no_saving",
+            KeptReason::AlreadyWebp => "already_webp",
+        }
+    }
+}
+
+impl fmt::Display for KeptReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The key of a photo's WebP: the original key with its extension replaced by `.webp`. A pure
 /// function of the photo, so that a repeated PUT rewrites the same object.
 pub fn webp_key(original_key: &str) -> String {

@@ -132,7 +132,10 @@ pub async fn stale_receipts_are_refused(q: &dyn JobQueue) {
         .remove(0);
     let second = q.receive(1, LONG, NO_WAIT).await.unwrap().remove(0);
     assert_eq!(second.receive_count, 2);
-    let out = q.delete_batch(&[first.receipt.clone()]).await.unwrap();
+    let out = q
+        .delete_batch(std::slice::from_ref(&first.receipt))
+        .await
+        .unwrap();
     match &out[0] {
         Err(QueueError::ReceiptInvalid(_)) => {
             assert_eq!(
@@ -140,13 +143,18 @@ pub async fn stale_receipts_are_refused(q: &dyn JobQueue) {
                 1,
                 "a refused stale receipt deleted the message"
             );
-            q.delete_batch(&[second.receipt.clone()]).await.unwrap()[0]
+            q.delete_batch(std::slice::from_ref(&second.receipt))
+                .await
+                .unwrap()[0]
                 .as_ref()
                 .unwrap();
         }
         Err(e) => panic!("stale delete failed with {e}"),
         Ok(()) => {
-            let _ = q.delete_batch(&[second.receipt.clone()]).await.unwrap();
+            let _ = q
+                .delete_batch(std::slice::from_ref(&second.receipt))
+                .await
+                .unwrap();
         }
     }
     assert!(q.stats().await.unwrap().is_drained());

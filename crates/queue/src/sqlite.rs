@@ -445,7 +445,9 @@ mod tests {
             .change_visibility(&Receipt("nope".into()), Duration::ZERO)
             .await
             .is_err());
-        q.delete_batch(&[second.receipt.clone()]).await.unwrap()[0]
+        q.delete_batch(std::slice::from_ref(&second.receipt))
+            .await
+            .unwrap()[0]
             .as_ref()
             .unwrap();
         assert!(
@@ -462,7 +464,7 @@ mod tests {
             dedup_id: "run/1".into(),
             body: "a".into(),
         };
-        q.send_batch(&[m.clone()]).await.unwrap();
+        q.send_batch(std::slice::from_ref(&m)).await.unwrap();
         q.send_batch(&[m.clone(), m]).await.unwrap();
         assert_eq!(q.stats().await.unwrap().visible, 1);
     }

@@ -7,8 +7,11 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use futures::StreamExt;
 use recast_catalog::{Catalog, JobAttempt, ProgressUpdate, Run, WebpRecord};
-use recast_codec::{CodecError, EncodeOptions};
-use recast_core::{webp_key, CoupleId, FailureReason, JobPhoto, PhotoId, PhotoState, Tally};
+use recast_codec::{CodecError, Conversion, ConvertOptions, EncodeOptions, KeepReason};
+use recast_core::{
+    webp_key, CoupleId, FailureReason, JobPhoto, KeptReason, PhotoId, PhotoState, RunSettings,
+    Tally,
+};
 use recast_store::ObjectStore;
 use tracing::{debug, info_span, warn, Instrument};
 
@@ -195,6 +198,15 @@ impl JobContext<'_> {
                     detail,
                 })
             };
+            let kept = |reason: KeptReason, detail: String| {
+                debug!(%reason, %detail, "original kept as the photo's copy");
+                Ok(ProgressUpdate::Kept {
+                    photo: photo.id,
+                    original_key: photo.key.clone(),
+                    reason,
+                    detail,
+                })
+            };
             let original = match self.store.get(&photo.key).await {
                 Ok(b) => b,
                 Err(e) if e.is_not_found() => {
@@ -207,18 +219,27 @@ impl JobContext<'_> {
                 }
             };
             Progress::add(&self.progress.bytes_in, original.len() as u64);
-            let options = EncodeOptions {
-                quality: run.settings.quality,
-                method: run.settings.method,
-                max_pixels: self.max_pixels,
-            };
+            let options = conversion_options(&run.settings, self.max_pixels);
             let source = original.clone();
             let out = self
                 .cpu
-                .run(move || recast_codec::transcode(&source, &options))
+                .run(move || recast_codec::convert(&source, &options))
                 .await;
             let out = match out {
-                Ok(o) => o,
+                Ok(Conversion::Webp(c)) => c.out,
+                Ok(Conversion::AlreadyWebp { .. }) => {
+                    return kept(
+                        KeptReason::AlreadyWebp,
+                        "the original is already a WebP".into(),
+                    )
+                }
+                Ok(Conversion::Keep { reason, detail }) => {
+                    let reason = match reason {
+                        KeepReason::Quality => KeptReason::Quality,
+                        KeepReason::NoSaving => KeptReason::NoSaving,
+                    };
+                    return kept(reason, detail);
+                }
                 Err(e @ CodecError::TooLarge { .. }) => {
                     return failed(FailureReason::TooLarge, e.to_string())
                 }
@@ -247,5 +268,19 @@ impl JobContext<'_> {
         }
         .instrument(span)
         .await
+    }
+}
+
+/// The codec's options for a run: its frozen settings, the worker's pixel cap.
+pub fn conversion_options(settings: &RunSettings, max_pixels: u64) -> ConvertOptions {
+    ConvertOptions {
+        encode: EncodeOptions {
+            quality: settings.quality,
+            method: settings.method,
+            max_pixels,
+        },
+        min_score: settings.min_score,
+        keep_exif: settings.keep_exif,
+        ..ConvertOptions::default()
     }
 }

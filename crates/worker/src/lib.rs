@@ -16,6 +16,7 @@ mod sweep;
 pub use counting::CountingStore;
 pub use cpu::CpuPool;
 pub use error::JobError;
+pub use job::conversion_options;
 pub use progress::Progress;
 pub use redact::{redact_id, set_log_ids_in_clear};
 pub use runner::{Worker, WorkerConfig, WorkerSummary};

@@ -27,6 +27,8 @@ pub(crate) struct SweepBuffer {
 struct Held {
     state: PhotoState,
     original: String,
+    /// The original is the photo's copy: it is never deleted.
+    kept: bool,
     keys: Vec<String>,
 }
 
@@ -38,11 +40,14 @@ impl SweepBuffer {
     fn add(&mut self, item: SweepItem) {
         let keys = match item.state {
             PhotoState::Switched => item.thumbs,
+            // A kept photo's original is its copy: never offered for deletion.
+            _ if item.kept => Vec::new(),
             _ => vec![item.original_key.clone()],
         };
         self.photos.entry(item.photo).or_insert(Held {
             state: item.state,
             original: item.original_key,
+            kept: item.kept,
             keys,
         });
     }
@@ -81,7 +86,7 @@ impl SweepBuffer {
         for id in done {
             let held = self.photos.get_mut(&id).expect("listed above");
             match (held.state, policy) {
-                (PhotoState::Switched, OriginalsPolicy::Delete) => {
+                (PhotoState::Switched, OriginalsPolicy::Delete) if !held.kept => {
                     moves.push((id, PhotoState::ThumbsGone));
                     held.state = PhotoState::ThumbsGone;
                     held.keys = vec![held.original.clone()];

@@ -338,3 +338,34 @@ async fn a_redelivered_job_continues_from_the_catalog_without_re_encoding() {
     );
     assert_eq!(status.requests.s3_deleted_objects, 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_already_webp_photo_keeps_its_original_even_under_delete() {
+    let rig = Rig::new().await;
+    let webp = recast_codec::transcode(&jpeg(8), &Default::default())
+        .unwrap()
+        .webp;
+    let photo = rig.couple(6, vec![webp.clone(), jpeg(9)]).await;
+    let run = rig.run(OriginalsPolicy::Delete).await;
+    rig.enqueue(&run, 6, true).await;
+    rig.work().await;
+    assert_eq!(rig.state(&run, photo.id).await.0, PhotoState::Done);
+    assert_eq!(
+        rig.store.get(&photo.key).await.unwrap(),
+        webp,
+        "the kept original changed or went"
+    );
+    for t in &photo.thumbs {
+        assert!(!rig.exists(t).await, "a kept photo's thumbnail remains");
+    }
+    // Its neighbour was migrated normally: original deleted under delete.
+    assert!(!rig.exists("photos/6/601.jpg").await);
+    assert!(rig.exists("photos/6/601.webp").await);
+    let status = rig.catalog.status(&run).await.unwrap();
+    assert_eq!(status.kept.get("already_webp"), Some(&1));
+    assert!(status.failures.is_empty());
+    assert_eq!(
+        status.requests.s3_put, 1,
+        "the WebP original was re-encoded"
+    );
+}
