@@ -181,6 +181,8 @@ pub enum KeptReason {
     NoSaving,
     /// The original is already a WebP.
     AlreadyWebp,
+    /// The original is animated (a GIF of several frames); its WebP would hold the first frame only.
+    Animated,
 }
 
 impl KeptReason {
@@ -189,6 +191,7 @@ impl KeptReason {
             KeptReason::Quality => "quality",
             KeptReason::NoSaving => "no_saving",
             KeptReason::AlreadyWebp => "already_webp",
+            KeptReason::Animated => "animated",
         }
     }
 }

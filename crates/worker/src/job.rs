@@ -226,6 +226,10 @@ impl JobContext<'_> {
                 .run(move || recast_codec::convert(&source, &options))
                 .await;
             let out = match out {
+                Ok(Conversion::Webp(c)) if c.source_frames > 1 => {
+                    // The WebP would hold only the first frame: keep the animation.
+                    return kept(KeptReason::Animated, format!("{} frames", c.source_frames));
+                }
                 Ok(Conversion::Webp(c)) => c.out,
                 Ok(Conversion::AlreadyWebp { .. }) => {
                     return kept(

@@ -180,6 +180,9 @@ impl Worker {
             };
             if messages.is_empty() {
                 drop(permits);
+                if jobs.is_empty() {
+                    settler.flush();
+                }
                 if me.config.exit_when_idle && jobs.is_empty() && self.queue_drained().await {
                     if self.final_sweep().await {
                         info!("queue drained and every photo swept; exiting");

@@ -11,8 +11,14 @@ use tokio::task::JoinHandle;
 use tracing::warn;
 
 pub(crate) struct Settler {
-    tx: mpsc::UnboundedSender<Receipt>,
+    tx: mpsc::UnboundedSender<Settle>,
     task: JoinHandle<()>,
+}
+
+enum Settle {
+    Delete(Receipt),
+    /// Delete what is pending now (the worker is idle: nothing else will fill the batch).
+    Flush,
 }
 
 impl Settler {
@@ -20,14 +26,15 @@ impl Settler {
     /// the visibility timeout, or the message is redelivered before it is deleted (harmless, since
     /// a redelivered finished job records only its attempt, but wasted).
     pub fn start(queue: Arc<dyn JobQueue>, overhead: Arc<Tally>, linger: Duration) -> Settler {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Receipt>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Settle>();
         let task = tokio::spawn(async move {
             let mut batch: Vec<Receipt> = Vec::with_capacity(MAX_BATCH);
             let mut open = true;
             while open || !batch.is_empty() {
                 if batch.is_empty() {
                     match rx.recv().await {
-                        Some(r) => batch.push(r),
+                        Some(Settle::Delete(r)) => batch.push(r),
+                        Some(Settle::Flush) => continue,
                         None => break,
                     }
                 }
@@ -35,7 +42,8 @@ impl Settler {
                 while open && batch.len() < MAX_BATCH {
                     tokio::select! {
                         r = rx.recv() => match r {
-                            Some(r) => batch.push(r),
+                            Some(Settle::Delete(r)) => batch.push(r),
+                            Some(Settle::Flush) => break,
                             None => open = false,
                         },
                         _ = tokio::time::sleep_until(deadline) => break,
@@ -60,7 +68,12 @@ impl Settler {
 
     pub fn settle(&self, receipt: Receipt) {
         // The task only stops after `close`, so the channel is open while jobs run.
-        let _ = self.tx.send(receipt);
+        let _ = self.tx.send(Settle::Delete(receipt));
+    }
+
+    /// Deletes the pending messages now rather than after the linger.
+    pub fn flush(&self) {
+        let _ = self.tx.send(Settle::Flush);
     }
 
     /// Deletes what is pending and stops.

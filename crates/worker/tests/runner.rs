@@ -369,3 +369,40 @@ async fn an_already_webp_photo_keeps_its_original_even_under_delete() {
         "the WebP original was re-encoded"
     );
 }
+
+/// A two-frame animated GIF made from two synthetic photos.
+fn animated_gif() -> Vec<u8> {
+    use image::codecs::gif::GifEncoder;
+    use image::{Delay, Frame};
+    let frames = [3u64, 4].map(|seed| {
+        let rgba = image::load_from_memory(&recast_codec::synth_photo_jpeg(seed, 320, 240))
+            .unwrap()
+            .to_rgba8();
+        Frame::from_parts(rgba, 0, 0, Delay::from_numer_denom_ms(100, 1))
+    });
+    let mut out = Vec::new();
+    GifEncoder::new(&mut out).encode_frames(frames).unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_animated_gif_keeps_its_animation() {
+    let rig = Rig::new().await;
+    let gif = animated_gif();
+    let photo = rig.couple(7, vec![gif.clone()]).await;
+    let run = rig.run(OriginalsPolicy::Delete).await;
+    rig.enqueue(&run, 7, true).await;
+    rig.work().await;
+    assert_eq!(rig.state(&run, photo.id).await.0, PhotoState::Done);
+    assert_eq!(
+        rig.store.get(&photo.key).await.unwrap(),
+        gif,
+        "the animation was lost"
+    );
+    assert!(
+        !rig.exists(&webp_key(&photo.key)).await,
+        "a first-frame WebP was stored"
+    );
+    let status = rig.catalog.status(&run).await.unwrap();
+    assert_eq!(status.kept.get("animated"), Some(&1), "{:?}", status.kept);
+}
