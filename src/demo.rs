@@ -175,7 +175,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
     println!("  elapsed       {:>11.1}s", elapsed.as_secs_f64());
     println!("  end-to-end    {rate:>12.2} photos/s");
     println!(
-        "  codec ceiling {ceiling:>12.2} photos/s  (decode+encode only, {} threads, same photos)",
+        "  codec ceiling {ceiling:>12.2} photos/s  (conversion only, {} threads, same photos)",
         cpu.threads()
     );
     println!("  ratio         {:>12.2}  of the ceiling", rate / ceiling);
