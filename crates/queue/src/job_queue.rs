@@ -85,3 +85,12 @@ pub trait JobQueue: Send + Sync + Debug {
 
     async fn stats(&self) -> Result<QueueStats, QueueError>;
 }
+
+/// Refuses a batch over [`MAX_BATCH`] entries; every backend calls this first.
+pub(crate) fn check_batch(n: usize) -> Result<(), QueueError> {
+    if n > MAX_BATCH {
+        Err(QueueError::BatchTooLarge(n))
+    } else {
+        Ok(())
+    }
+}

@@ -10,6 +10,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 use tokio::sync::Notify;
 
+use crate::job_queue::check_batch;
 use crate::{
     BatchOutcome, JobQueue, OutgoingMessage, QueueError, QueueStats, Receipt, ReceivedMessage,
     MAX_BATCH,
@@ -230,14 +231,6 @@ impl SqliteQueue {
             .collect();
         out.sort_by_key(|m| m.id.parse::<i64>().unwrap_or_default());
         Ok(out)
-    }
-}
-
-fn check_batch(n: usize) -> Result<(), QueueError> {
-    if n > MAX_BATCH {
-        Err(QueueError::BatchTooLarge(n))
-    } else {
-        Ok(())
     }
 }
 

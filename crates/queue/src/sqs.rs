@@ -12,6 +12,7 @@ use aws_sdk_sqs::types::{
 use aws_sdk_sqs::Client;
 use tokio::sync::OnceCell;
 
+use crate::job_queue::check_batch;
 use crate::{
     BatchOutcome, JobQueue, OutgoingMessage, QueueError, QueueStats, Receipt, ReceivedMessage,
     MAX_BATCH,
@@ -195,14 +196,6 @@ impl SqsQueue {
                     .unwrap_or(0)
             })
             .collect())
-    }
-}
-
-fn check_batch(n: usize) -> Result<(), QueueError> {
-    if n > MAX_BATCH {
-        Err(QueueError::BatchTooLarge(n))
-    } else {
-        Ok(())
     }
 }
 
