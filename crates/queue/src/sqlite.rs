@@ -13,7 +13,6 @@ use tokio::sync::Notify;
 use crate::job_queue::check_batch;
 use crate::{
     BatchOutcome, JobQueue, OutgoingMessage, QueueError, QueueStats, Receipt, ReceivedMessage,
-    MAX_BATCH,
 };
 
 /// How often a long poll looks for new messages sent by another process; a send or release in this
@@ -473,7 +472,7 @@ mod tests {
                 body: i.to_string(),
             })
             .collect();
-        for chunk in msgs.chunks(MAX_BATCH) {
+        for chunk in msgs.chunks(crate::MAX_BATCH) {
             a.send_batch(chunk).await.unwrap();
         }
         let vis = Duration::from_secs(60);

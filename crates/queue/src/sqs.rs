@@ -15,7 +15,6 @@ use tokio::sync::OnceCell;
 use crate::job_queue::check_batch;
 use crate::{
     BatchOutcome, JobQueue, OutgoingMessage, QueueError, QueueStats, Receipt, ReceivedMessage,
-    MAX_BATCH,
 };
 
 /// SQS's longest long poll.
