@@ -10,8 +10,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
 use crate::rows::{
-    group_jobs, group_sweep, progress_row, state_of, state_totals, JobRow, ProgressTuple,
-    StateTuple, SweepRow,
+    group_jobs, group_sweep, progress_row, push_progress_values, state_of, state_totals, JobRow,
+    ProgressTuple, StateTuple, SweepRow,
 };
 use crate::sqlite::sweepable_states;
 use crate::{
@@ -77,54 +77,6 @@ fn run_from_row(
         settings,
         created_at_ms: created,
     })
-}
-
-fn push_progress_values(
-    q: &mut QueryBuilder<'_, Postgres>,
-    run: &Run,
-    couple: CoupleId,
-    updates: &[ProgressUpdate],
-    now: i64,
-) {
-    q.push_values(updates, |mut b, u| {
-        b.push_bind(run.id.0)
-            .push_bind(u.photo().0)
-            .push_bind(couple.0);
-        match u {
-            ProgressUpdate::Switched { webp, .. } => {
-                b.push_bind(PhotoState::Switched.as_str())
-                    .push_bind(webp.key.clone())
-                    .push_bind(webp.bytes as i64)
-                    .push_bind(i64::from(webp.crc32c))
-                    .push_bind(None::<String>)
-                    .push_bind(None::<String>);
-            }
-            ProgressUpdate::Kept {
-                original_key,
-                detail,
-                ..
-            } => {
-                b.push_bind(PhotoState::Switched.as_str())
-                    .push_bind(original_key.clone())
-                    .push_bind(0i64)
-                    .push_bind(0i64)
-                    .push_bind(None::<String>)
-                    .push_bind(detail.clone());
-            }
-            ProgressUpdate::Failed { reason, detail, .. } => {
-                b.push_bind(PhotoState::Failed.as_str())
-                    .push_bind(None::<String>)
-                    .push_bind(None::<i64>)
-                    .push_bind(None::<i64>)
-                    .push_bind(reason.as_str())
-                    .push_bind(detail.clone());
-            }
-        }
-        b.push_bind(now).push_bind(now).push_bind(match u {
-            ProgressUpdate::Kept { reason, .. } => Some(reason.as_str()),
-            _ => None,
-        });
-    });
 }
 
 /// Appends `INSERT INTO job_attempts ... VALUES (...)` for `a`, its statement count raised by

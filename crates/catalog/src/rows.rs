@@ -2,8 +2,11 @@
 //! holds only its SQL.
 
 use recast_core::{CoupleId, JobPhoto, PhotoId, PhotoState};
+use sqlx::{Database, Encode, QueryBuilder, Type};
 
-use crate::{CatalogError, CoupleJob, ProgressRow, StateTotals, SweepItem, WebpRecord};
+use crate::{
+    CatalogError, CoupleJob, ProgressRow, ProgressUpdate, Run, StateTotals, SweepItem, WebpRecord,
+};
 
 /// (couple id, photo id, original key, thumbnail key), ordered by couple, photo, thumbnail.
 pub(crate) type JobRow = (i64, Option<i64>, Option<String>, Option<String>);
@@ -112,4 +115,63 @@ pub(crate) fn group_sweep(rows: Vec<SweepRow>) -> Result<Vec<SweepItem>, Catalog
         }
     }
     Ok(items)
+}
+
+/// The VALUES rows of a progress INSERT, in the column order both backends use: run, photo,
+/// couple, state, webp key, webp bytes, webp crc32c, failure reason, failure detail, created,
+/// updated, kept reason.
+pub(crate) fn push_progress_values<'a, DB>(
+    q: &mut QueryBuilder<'a, DB>,
+    run: &Run,
+    couple: CoupleId,
+    updates: &[ProgressUpdate],
+    now: i64,
+) where
+    DB: Database,
+    i64: Encode<'a, DB> + Type<DB>,
+    Option<i64>: Encode<'a, DB> + Type<DB>,
+    String: Encode<'a, DB> + Type<DB>,
+    Option<String>: Encode<'a, DB> + Type<DB>,
+    &'static str: Encode<'a, DB> + Type<DB>,
+    Option<&'static str>: Encode<'a, DB> + Type<DB>,
+{
+    q.push_values(updates, |mut b, u| {
+        b.push_bind(run.id.0)
+            .push_bind(u.photo().0)
+            .push_bind(couple.0);
+        match u {
+            ProgressUpdate::Switched { webp, .. } => {
+                b.push_bind(PhotoState::Switched.as_str())
+                    .push_bind(webp.key.clone())
+                    .push_bind(webp.bytes as i64)
+                    .push_bind(i64::from(webp.crc32c))
+                    .push_bind(None::<String>)
+                    .push_bind(None::<String>);
+            }
+            ProgressUpdate::Kept {
+                original_key,
+                detail,
+                ..
+            } => {
+                b.push_bind(PhotoState::Switched.as_str())
+                    .push_bind(original_key.clone())
+                    .push_bind(0i64)
+                    .push_bind(0i64)
+                    .push_bind(None::<String>)
+                    .push_bind(detail.clone());
+            }
+            ProgressUpdate::Failed { reason, detail, .. } => {
+                b.push_bind(PhotoState::Failed.as_str())
+                    .push_bind(None::<String>)
+                    .push_bind(None::<i64>)
+                    .push_bind(None::<i64>)
+                    .push_bind(reason.as_str())
+                    .push_bind(detail.clone());
+            }
+        }
+        b.push_bind(now).push_bind(now).push_bind(match u {
+            ProgressUpdate::Kept { reason, .. } => Some(reason.as_str()),
+            _ => None,
+        });
+    });
 }
