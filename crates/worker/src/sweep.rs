@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use recast_catalog::{Catalog, Run, SweepItem};
-use recast_core::{OriginalsPolicy, PhotoId, PhotoState, Tally};
+use recast_core::{advance_after_deletes, OriginalsPolicy, PhotoId, PhotoState, Step, Tally};
 use recast_store::{ObjectStore, MAX_DELETE_BATCH};
 use tracing::{debug, warn};
 
@@ -37,13 +37,13 @@ impl SweepBuffer {
         self.photos.values().map(|h| h.keys.len()).sum()
     }
 
-    fn add(&mut self, item: SweepItem) {
-        let keys = match item.state {
-            PhotoState::Switched => item.thumbs,
-            // A kept photo's original is its copy: never offered for deletion.
-            _ if item.kept => Vec::new(),
-            _ => vec![item.original_key.clone()],
-        };
+    fn add(&mut self, item: SweepItem, policy: OriginalsPolicy) {
+        let policy = effective_policy(policy, item.kept);
+        let keys = keys_for(
+            item.state.next_step(policy),
+            &item.thumbs,
+            &item.original_key,
+        );
         self.photos.entry(item.photo).or_insert(Held {
             state: item.state,
             original: item.original_key,
@@ -85,19 +85,37 @@ impl SweepBuffer {
         let mut moves = Vec::new();
         for id in done {
             let held = self.photos.get_mut(&id).expect("listed above");
-            match (held.state, policy) {
-                (PhotoState::Switched, OriginalsPolicy::Delete) if !held.kept => {
-                    moves.push((id, PhotoState::ThumbsGone));
-                    held.state = PhotoState::ThumbsGone;
-                    held.keys = vec![held.original.clone()];
-                }
-                _ => {
-                    moves.push((id, PhotoState::Done));
-                    self.photos.remove(&id);
-                }
+            let policy = effective_policy(policy, held.kept);
+            // Every key of the phase is gone: the thumbnails of a switched photo, or the original
+            // of one whose thumbnails went before.
+            let original_deleted = held.state == PhotoState::ThumbsGone;
+            let next = advance_after_deletes(held.state, policy, true, original_deleted);
+            moves.push((id, next));
+            held.state = next;
+            held.keys = keys_for(next.next_step(policy), &[], &held.original);
+            if next.is_terminal() {
+                self.photos.remove(&id);
             }
         }
         moves
+    }
+}
+
+/// A kept photo's original is its copy: for it every run is a keep run.
+fn effective_policy(policy: OriginalsPolicy, kept: bool) -> OriginalsPolicy {
+    if kept {
+        OriginalsPolicy::Keep
+    } else {
+        policy
+    }
+}
+
+/// The keys a step of the state machine deletes.
+fn keys_for(step: Step, thumbs: &[String], original: &str) -> Vec<String> {
+    match step {
+        Step::DeleteThumbs => thumbs.to_vec(),
+        Step::DeleteOriginal => vec![original.to_owned()],
+        _ => Vec::new(),
     }
 }
 
@@ -131,7 +149,7 @@ impl SweepContext<'_> {
                     .map_err(JobError::retry)?;
                 exhausted = items.len() < CLAIM_PHOTOS as usize;
                 for item in items {
-                    buffer.add(item);
+                    buffer.add(item, policy);
                 }
             }
             let keys = buffer.key_count();
