@@ -2,11 +2,15 @@ use std::collections::HashMap;
 use std::fmt::Debug;
 
 use async_trait::async_trait;
-use recast_core::{CoupleId, JobPhoto, PhotoId, PhotoState, RunSettings, Tally};
+use std::time::Duration;
+
+use recast_core::{
+    BudgetOverrides, Budgets, CoupleId, JobPhoto, PhotoId, PhotoState, RunSettings, Tally,
+};
 
 use crate::{
-    CatalogError, Checkpoint, CoupleJob, JobAttempt, NewCouple, ProgressRow, ProgressUpdate, Run,
-    RunStatus, SweepItem,
+    CatalogError, Checkpoint, CoupleJob, FleetView, Heartbeat, JobAttempt, Lease, NewCouple,
+    ProgressRow, ProgressUpdate, Run, RunStatus, SweepItem, WorkerInfo, WorkerSample,
 };
 
 /// The catalog and the progress ledger.
@@ -79,7 +83,8 @@ pub trait Catalog: Send + Sync + Debug {
     /// them is in afterwards: a photo another worker recorded first keeps its state. With an
     /// `attempt`, the job's attempt row is written by the same statement where the backend can
     /// (PostgreSQL), so that a job costs the database one statement; its counts should already
-    /// include that statement.
+    /// include that statement. Recording a couple's attempt also ends its worker's lease on the
+    /// couple (see [`Catalog::lease_couple`]).
     async fn record(
         &self,
         run: &Run,
@@ -123,4 +128,59 @@ pub trait Catalog: Send + Sync + Debug {
 
     /// Every progress row of the run, for audits and tests (not for the hot path).
     async fn all_progress(&self, run: &Run) -> Result<Vec<ProgressRow>, CatalogError>;
+
+    /// Stores the budgets given for the run (the others stay as they were) and returns the run's
+    /// budgets.
+    async fn set_budgets(
+        &self,
+        run_name: &str,
+        budgets: &BudgetOverrides,
+    ) -> Result<Budgets, CatalogError>;
+
+    /// The run's budgets: those stored, the defaults for the others.
+    async fn budgets(&self, run_name: &str) -> Result<Budgets, CatalogError>;
+
+    /// Registers the worker or renews its heartbeat, stores its sample, and returns the live
+    /// workers of the run (itself included) and the run's budgets.
+    async fn heartbeat(
+        &self,
+        beat: &Heartbeat<'_>,
+        tally: &Tally,
+    ) -> Result<FleetView, CatalogError>;
+
+    /// Marks the worker stopped (it no longer counts as live), with its last sample.
+    async fn deregister(
+        &self,
+        beat: &Heartbeat<'_>,
+        reason: &str,
+        tally: &Tally,
+    ) -> Result<(), CatalogError>;
+
+    /// Every worker ever registered for the run, by name.
+    async fn workers(&self, run_name: &str) -> Result<Vec<WorkerInfo>, CatalogError>;
+
+    /// The run's worker samples, oldest first.
+    async fn samples(&self, run_name: &str) -> Result<Vec<WorkerSample>, CatalogError>;
+
+    /// Takes (or renews) the lease of `owner` on a couple of the run until `lease` from now. A
+    /// lease held by another worker is taken over only once it has ended or its owner is gone
+    /// (deregistered, or no heartbeat within `stale_after`). One statement unless refused.
+    async fn lease_couple(
+        &self,
+        run: &Run,
+        couple: CoupleId,
+        owner: &str,
+        lease: Duration,
+        stale_after: Duration,
+        tally: &Tally,
+    ) -> Result<Lease, CatalogError>;
+
+    /// Ends `owner`'s lease on a couple (nothing happens if it does not hold it).
+    async fn release_couple(
+        &self,
+        run: &Run,
+        couple: CoupleId,
+        owner: &str,
+        tally: &Tally,
+    ) -> Result<(), CatalogError>;
 }

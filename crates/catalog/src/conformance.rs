@@ -79,6 +79,9 @@ pub async fn run_all(c: &dyn Catalog) {
     record_writes_the_attempt_too(c).await;
     sweeps_claim_exclusively_and_leases_expire(c).await;
     kept_photos_are_switched_to_their_original(c).await;
+    budgets_are_stored_per_run(c).await;
+    workers_register_heartbeat_and_go_stale(c).await;
+    couple_leases_exclude_live_workers_only(c).await;
 }
 
 pub async fn runs_are_frozen(c: &dyn Catalog) {
@@ -330,17 +333,19 @@ pub async fn record_writes_the_attempt_too(c: &dyn Catalog) {
         .unwrap();
     assert_eq!(states[&PhotoId(4)], PhotoState::Switched);
     let statements = tally.snapshot().db_statements;
-    assert!((1..=2).contains(&statements), "{statements} statements");
+    // PostgreSQL: one statement; SQLite: progress, attempt and the lease release.
+    assert!((1..=3).contains(&statements), "{statements} statements");
     // An attempt alone (nothing left to record).
     c.record(&run, CoupleId(3), &[], Some(&attempt(0)), &tally)
         .await
         .unwrap();
+    let alone = tally.snapshot().db_statements - statements;
     let s = c.status(&run).await.unwrap();
     assert_eq!(s.attempts, 2);
     assert_eq!(s.couples_complete, 1);
     assert_eq!(s.requests.s3_get, 2);
     // Each row counts the statements before it plus those that wrote it.
-    assert_eq!(s.requests.db_statements, 2 + statements + 2 + 1);
+    assert_eq!(s.requests.db_statements, 2 + statements + 2 + alone);
     assert_eq!(s.photos_in(PhotoState::Switched), 1);
 }
 
@@ -473,4 +478,216 @@ pub async fn kept_photos_are_switched_to_their_original(c: &dyn Catalog) {
         4 + 6,
         "the kept photo's original (and the three others with their thumbnails)"
     );
+}
+
+pub async fn budgets_are_stored_per_run(c: &dyn Catalog) {
+    use recast_core::{BudgetOverrides, Budgets};
+    assert_eq!(c.budgets("fleet-a").await.unwrap(), Budgets::default());
+    let b = c
+        .set_budgets(
+            "fleet-a",
+            &BudgetOverrides {
+                s3_deletes_per_min: Some(600),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(b.s3_deletes_per_min, 600);
+    assert_eq!(b.max_in_flight, Budgets::default().max_in_flight);
+    // A later worker naming another budget keeps the first one.
+    let b = c
+        .set_budgets(
+            "fleet-a",
+            &BudgetOverrides {
+                max_in_flight: Some(20),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((b.s3_deletes_per_min, b.max_in_flight), (600, 20));
+    assert_eq!(c.budgets("fleet-a").await.unwrap(), b);
+    assert_eq!(c.budgets("fleet-b").await.unwrap(), Budgets::default());
+}
+
+pub async fn workers_register_heartbeat_and_go_stale(c: &dyn Catalog) {
+    use crate::{Heartbeat, WorkerSample};
+    use std::time::Duration;
+    let stale = Duration::from_secs(30);
+    let now = crate::now_ms();
+    let beat = |worker: &'static str, at: i64| Heartbeat {
+        run_name: "fleet-a",
+        worker,
+        started_at_ms: now - 60_000,
+        now_ms: at,
+        stale_after: stale,
+        sample: None,
+    };
+    let tally = Tally::default();
+    let v = c.heartbeat(&beat("w1", now), &tally).await.unwrap();
+    assert_eq!(v.live_workers, 1);
+    assert_eq!(v.budgets, c.budgets("fleet-a").await.unwrap());
+    assert!(tally.snapshot().db_statements >= 1);
+    // w2 last beat long ago: gone. w3 is fresh.
+    c.heartbeat(&beat("w2", now - 120_000), &tally)
+        .await
+        .unwrap();
+    c.heartbeat(&beat("w3", now), &tally).await.unwrap();
+    let v = c.heartbeat(&beat("w1", now), &tally).await.unwrap();
+    assert_eq!(v.live_workers, 2, "w1 and w3 live, w2 stale");
+    // Another run's workers do not count.
+    let other = Heartbeat {
+        run_name: "fleet-b",
+        ..beat("w9", now)
+    };
+    assert_eq!(c.heartbeat(&other, &tally).await.unwrap().live_workers, 1);
+    // Samples are kept in order; deregistering stops a worker counting.
+    let sample = WorkerSample {
+        worker: "w3".into(),
+        at_ms: now,
+        interval_ms: 5_000,
+        photos: 7,
+        throttles: 2,
+        requests: recast_core::TallySnapshot {
+            s3_deleted_objects: 35,
+            ..Default::default()
+        },
+        in_flight: 3,
+        concurrency: 16,
+        ..Default::default()
+    };
+    let with_sample = Heartbeat {
+        sample: Some(&sample),
+        ..beat("w3", now)
+    };
+    c.heartbeat(&with_sample, &tally).await.unwrap();
+    c.deregister(&with_sample, "drained", &tally).await.unwrap();
+    let v = c.heartbeat(&beat("w1", now), &tally).await.unwrap();
+    assert_eq!(v.live_workers, 1);
+    let samples = c.samples("fleet-a").await.unwrap();
+    assert_eq!(samples, vec![sample.clone(), sample]);
+    let workers = c.workers("fleet-a").await.unwrap();
+    let names: Vec<&str> = workers.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(names, ["w1", "w2", "w3"]);
+    assert_eq!(workers[2].stop_reason.as_deref(), Some("drained"));
+    assert!(workers[0].is_live(now, stale));
+    assert!(!workers[1].is_live(now, stale));
+    assert!(!workers[2].is_live(now, stale));
+    // A worker that beats again after stopping is live again (a restarted process, same name).
+    assert_eq!(
+        c.heartbeat(&beat("w3", now), &tally)
+            .await
+            .unwrap()
+            .live_workers,
+        2
+    );
+}
+
+pub async fn couple_leases_exclude_live_workers_only(c: &dyn Catalog) {
+    use crate::{Heartbeat, Lease};
+    use std::time::Duration;
+    let (run, _) = c
+        .ensure_run("leases", &RunSettings::default())
+        .await
+        .unwrap();
+    let tally = Tally::default();
+    let stale = Duration::from_secs(30);
+    let now = crate::now_ms();
+    for w in ["lease-a", "lease-b"] {
+        let beat = Heartbeat {
+            run_name: "leases",
+            worker: w,
+            started_at_ms: now,
+            now_ms: now,
+            stale_after: stale,
+            sample: None,
+        };
+        c.heartbeat(&beat, &tally).await.unwrap();
+    }
+    let long = Duration::from_secs(600);
+    let couple = CoupleId(1);
+    let granted = |l: Lease| matches!(l, Lease::Granted { .. });
+    assert!(granted(
+        c.lease_couple(&run, couple, "lease-a", long, stale, &tally)
+            .await
+            .unwrap()
+    ));
+    // A duplicate delivery to another live worker is refused, and told who holds it.
+    match c
+        .lease_couple(&run, couple, "lease-b", long, stale, &tally)
+        .await
+        .unwrap()
+    {
+        Lease::HeldBy { owner, until_ms } => {
+            assert_eq!(owner, "lease-a");
+            assert!(until_ms > now + 500_000);
+        }
+        other => panic!("lease given twice: {other:?}"),
+    }
+    // The holder renews it.
+    assert!(granted(
+        c.lease_couple(&run, couple, "lease-a", long, stale, &tally)
+            .await
+            .unwrap()
+    ));
+    // Recording the couple's attempt ends the lease.
+    let attempt = JobAttempt {
+        run: run.id,
+        couple: Some(couple),
+        worker: "lease-a".into(),
+        outcome: "complete".into(),
+        photos: 0,
+        requests: Default::default(),
+        started_at_ms: now,
+        finished_at_ms: now,
+    };
+    c.record(&run, couple, &[], Some(&attempt), &tally)
+        .await
+        .unwrap();
+    assert!(granted(
+        c.lease_couple(&run, couple, "lease-b", long, stale, &tally)
+            .await
+            .unwrap()
+    ));
+    c.release_couple(&run, couple, "lease-b", &tally)
+        .await
+        .unwrap();
+    // An ended lease passes on.
+    let short = Duration::from_millis(1);
+    assert!(granted(
+        c.lease_couple(&run, CoupleId(2), "lease-a", short, stale, &tally)
+            .await
+            .unwrap()
+    ));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(granted(
+        c.lease_couple(&run, CoupleId(2), "lease-b", long, stale, &tally)
+            .await
+            .unwrap()
+    ));
+    // The lease of a worker that is gone passes on before it ends.
+    let gone = Heartbeat {
+        run_name: "leases",
+        worker: "lease-b",
+        started_at_ms: now,
+        now_ms: crate::now_ms(),
+        stale_after: stale,
+        sample: None,
+    };
+    c.deregister(&gone, "drained", &tally).await.unwrap();
+    assert!(granted(
+        c.lease_couple(&run, CoupleId(2), "lease-a", long, stale, &tally)
+            .await
+            .unwrap()
+    ));
+    // Releasing someone else's lease does nothing.
+    c.release_couple(&run, CoupleId(2), "lease-b", &tally)
+        .await
+        .unwrap();
+    assert!(!granted(
+        c.lease_couple(&run, CoupleId(2), "someone", long, stale, &tally)
+            .await
+            .unwrap()
+    ));
 }

@@ -5,6 +5,7 @@
 
 mod catalog;
 mod error;
+mod fleet;
 mod model;
 mod postgres;
 mod rows;
@@ -17,8 +18,9 @@ pub mod conformance;
 pub use catalog::Catalog;
 pub use error::CatalogError;
 pub use model::{
-    Checkpoint, CoupleJob, JobAttempt, NewCouple, NewPhoto, NewThumbnail, ProgressRow,
-    ProgressUpdate, Run, SweepItem, WebpRecord,
+    Checkpoint, CoupleJob, FleetView, Heartbeat, JobAttempt, Lease, NewCouple, NewPhoto,
+    NewThumbnail, ProgressRow, ProgressUpdate, Run, SweepItem, WebpRecord, WorkerInfo,
+    WorkerSample,
 };
 pub use postgres::PgCatalog;
 pub use sqlite::SqliteCatalog;

@@ -127,3 +127,82 @@ pub struct SweepItem {
     /// The original is the photo's copy (see [`ProgressUpdate::Kept`]): never delete it.
     pub kept: bool,
 }
+
+/// What one worker did between two heartbeats: a point of the fleet's time series.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct WorkerSample {
+    pub worker: String,
+    /// When the sample was taken (the end of its interval).
+    pub at_ms: i64,
+    pub interval_ms: i64,
+    pub jobs: u64,
+    /// Photos recorded (switched, kept or failed).
+    pub photos: u64,
+    pub failed: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub requests: TallySnapshot,
+    /// Throttling answers received (S3 503 SlowDown, SQS OverLimit).
+    pub throttles: u64,
+    /// Time spent waiting for the budgets' token buckets.
+    pub limiter_wait_ms: u64,
+    /// Messages held at the end of the interval.
+    pub in_flight: u64,
+    /// Jobs allowed at once at the end of the interval (adaptive).
+    pub concurrency: u64,
+}
+
+/// A worker's heartbeat: it is alive (registering it the first time), with what it did since
+/// its last one.
+#[derive(Debug, Clone, Copy)]
+pub struct Heartbeat<'a> {
+    pub run_name: &'a str,
+    pub worker: &'a str,
+    pub started_at_ms: i64,
+    pub now_ms: i64,
+    /// A worker whose last heartbeat is older than this counts as gone.
+    pub stale_after: std::time::Duration,
+    pub sample: Option<&'a WorkerSample>,
+}
+
+impl Heartbeat<'_> {
+    pub(crate) fn stale_cutoff(&self) -> i64 {
+        self.now_ms - self.stale_after.as_millis() as i64
+    }
+}
+
+/// What a heartbeat learns about the fleet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FleetView {
+    /// Live workers of the run, the one beating included.
+    pub live_workers: u32,
+    /// The run's budgets: those stored, the defaults for the others.
+    pub budgets: recast_core::Budgets,
+}
+
+/// A registered worker, as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkerInfo {
+    pub name: String,
+    pub started_at_ms: i64,
+    pub heartbeat_at_ms: i64,
+    pub stopped_at_ms: Option<i64>,
+    pub stop_reason: Option<String>,
+}
+
+impl WorkerInfo {
+    /// Running: not deregistered, and heard from within `stale_after` of `now_ms`.
+    pub fn is_live(&self, now_ms: i64, stale_after: std::time::Duration) -> bool {
+        self.stopped_at_ms.is_none()
+            && self.heartbeat_at_ms >= now_ms - stale_after.as_millis() as i64
+    }
+}
+
+/// The answer to a lease request on a couple.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lease {
+    /// The couple is this worker's until then (Unix ms).
+    Granted { until_ms: i64 },
+    /// A live worker holds it.
+    HeldBy { owner: String, until_ms: i64 },
+}

@@ -15,8 +15,8 @@ use crate::rows::{
 };
 use crate::sqlite::sweepable_states;
 use crate::{
-    now_ms, Catalog, CatalogError, Checkpoint, CoupleJob, JobAttempt, NewCouple, ProgressRow,
-    ProgressUpdate, Run, RunStatus, SweepItem,
+    now_ms, Catalog, CatalogError, Checkpoint, CoupleJob, FleetView, Heartbeat, JobAttempt, Lease,
+    NewCouple, ProgressRow, ProgressUpdate, Run, RunStatus, SweepItem, WorkerInfo, WorkerSample,
 };
 
 /// How long to wait for a pooled connection before the operation fails (and the job is retried).
@@ -103,6 +103,8 @@ fn push_attempt(q: &mut QueryBuilder<'_, Postgres>, a: &JobAttempt, own_statemen
             .push_bind(a.finished_at_ms);
     });
 }
+
+crate::fleet::shared_fleet_methods!(PgCatalog);
 
 #[async_trait]
 impl Catalog for PgCatalog {
@@ -345,7 +347,8 @@ impl Catalog for PgCatalog {
             if let Some(a) = attempt {
                 q.push(", attempt AS (");
                 push_attempt(&mut q, a, 1);
-                q.push(")");
+                q.push("), ");
+                push_release(&mut q, run, couple, a);
             }
             q.push(" SELECT photo_id, state FROM recorded");
             let rows: Vec<(i64, String)> = q.build_query_as().fetch_all(&self.pool).await?;
@@ -353,7 +356,11 @@ impl Catalog for PgCatalog {
                 .map(|(p, s)| Ok((PhotoId(p), state_of(&s)?)))
                 .collect()
         } else {
-            push_attempt(&mut q, attempt.expect("checked above"), 1);
+            let a = attempt.expect("checked above");
+            q.push("WITH ");
+            push_release(&mut q, run, couple, a);
+            q.push(" ");
+            push_attempt(&mut q, a, 1);
             q.build().execute(&self.pool).await?;
             Ok(HashMap::new())
         }
@@ -527,6 +534,98 @@ impl Catalog for PgCatalog {
         .await?;
         rows.into_iter().map(progress_row).collect()
     }
+
+    async fn set_budgets(
+        &self,
+        run_name: &str,
+        budgets: &recast_core::BudgetOverrides,
+    ) -> Result<recast_core::Budgets, CatalogError> {
+        self.fleet_set_budgets(run_name, budgets).await
+    }
+
+    async fn budgets(&self, run_name: &str) -> Result<recast_core::Budgets, CatalogError> {
+        self.fleet_budgets(run_name).await
+    }
+
+    async fn heartbeat(
+        &self,
+        beat: &Heartbeat<'_>,
+        tally: &Tally,
+    ) -> Result<FleetView, CatalogError> {
+        // One statement: the beat and the sample ride on the read as data-modifying CTEs.
+        tally.db(1);
+        let mut q = QueryBuilder::<Postgres>::new("WITH beat AS (");
+        q.push("INSERT INTO workers (run_name, name, started_at, heartbeat_at) VALUES (")
+            .push_bind(beat.run_name.to_owned())
+            .push(", ")
+            .push_bind(beat.worker.to_owned())
+            .push(", ")
+            .push_bind(beat.started_at_ms)
+            .push(", ")
+            .push_bind(beat.now_ms)
+            .push(
+                ") ON CONFLICT (run_name, name) DO UPDATE SET heartbeat_at = excluded.heartbeat_at,
+                   stopped_at = NULL, stop_reason = NULL)",
+            );
+        if let Some(s) = beat.sample {
+            q.push(", sample AS (");
+            crate::fleet::push_sample_insert(&mut q, beat, s);
+            q.push(")");
+        }
+        q.push(" SELECT (SELECT count(*) FROM workers WHERE run_name = ")
+            .push_bind(beat.run_name.to_owned())
+            .push(" AND name <> ")
+            .push_bind(beat.worker.to_owned())
+            .push(" AND stopped_at IS NULL AND heartbeat_at >= ")
+            .push_bind(beat.stale_cutoff())
+            .push(
+                "), b.s3_deletes_per_min, b.s3_puts_per_sec, b.s3_gets_per_sec, b.max_in_flight
+             FROM (SELECT 1 AS one) AS one LEFT JOIN run_budgets b ON b.run_name = ",
+            )
+            .push_bind(beat.run_name.to_owned());
+        let view: crate::fleet::ViewTuple = q.build_query_as().fetch_one(&self.pool).await?;
+        Ok(crate::fleet::view_from(view))
+    }
+
+    async fn deregister(
+        &self,
+        beat: &Heartbeat<'_>,
+        reason: &str,
+        tally: &Tally,
+    ) -> Result<(), CatalogError> {
+        self.fleet_deregister(beat, reason, tally).await
+    }
+
+    async fn workers(&self, run_name: &str) -> Result<Vec<WorkerInfo>, CatalogError> {
+        self.fleet_workers(run_name).await
+    }
+
+    async fn samples(&self, run_name: &str) -> Result<Vec<WorkerSample>, CatalogError> {
+        self.fleet_samples(run_name).await
+    }
+
+    async fn lease_couple(
+        &self,
+        run: &Run,
+        couple: CoupleId,
+        owner: &str,
+        lease: Duration,
+        stale_after: Duration,
+        tally: &Tally,
+    ) -> Result<Lease, CatalogError> {
+        self.fleet_lease_couple(run, couple, owner, lease, stale_after, tally)
+            .await
+    }
+
+    async fn release_couple(
+        &self,
+        run: &Run,
+        couple: CoupleId,
+        owner: &str,
+        tally: &Tally,
+    ) -> Result<(), CatalogError> {
+        self.fleet_release_couple(run, couple, owner, tally).await
+    }
 }
 
 #[cfg(test)]
@@ -541,4 +640,20 @@ mod server_tests {
         use crate::Catalog;
         assert!(again.max_ids().await.unwrap().0 .0 > 0);
     }
+}
+
+/// `released AS (DELETE ...)`: the CTE that ends the attempt's worker's lease on the couple.
+fn push_release<'a>(
+    q: &mut QueryBuilder<'a, Postgres>,
+    run: &Run,
+    couple: CoupleId,
+    a: &JobAttempt,
+) {
+    q.push("released AS (DELETE FROM couple_leases WHERE run_id = ")
+        .push_bind(run.id.0)
+        .push(" AND couple_id = ")
+        .push_bind(couple.0)
+        .push(" AND owner = ")
+        .push_bind(a.worker.clone())
+        .push(")");
 }

@@ -14,8 +14,8 @@ use crate::rows::{
     ProgressTuple, StateTuple, SweepRow,
 };
 use crate::{
-    now_ms, Catalog, CatalogError, Checkpoint, CoupleJob, JobAttempt, NewCouple, ProgressRow,
-    ProgressUpdate, Run, RunStatus, SweepItem,
+    now_ms, Catalog, CatalogError, Checkpoint, CoupleJob, FleetView, Heartbeat, JobAttempt, Lease,
+    NewCouple, ProgressRow, ProgressUpdate, Run, RunStatus, SweepItem, WorkerInfo, WorkerSample,
 };
 
 /// How long a statement waits for another process's write lock before failing.
@@ -81,6 +81,8 @@ impl SqliteCatalog {
         })
     }
 }
+
+crate::fleet::shared_fleet_methods!(SqliteCatalog);
 
 #[async_trait]
 impl Catalog for SqliteCatalog {
@@ -301,7 +303,8 @@ impl Catalog for SqliteCatalog {
         attempt: Option<&JobAttempt>,
         tally: &Tally,
     ) -> Result<HashMap<PhotoId, PhotoState>, CatalogError> {
-        let statements = u64::from(!updates.is_empty()) + u64::from(attempt.is_some());
+        // An attempt of a couple also ends its worker's lease on the couple.
+        let statements = u64::from(!updates.is_empty()) + 2 * u64::from(attempt.is_some());
         if statements == 0 {
             return Ok(HashMap::new());
         }
@@ -328,6 +331,12 @@ impl Catalog for SqliteCatalog {
         }
         if let Some(a) = attempt {
             insert_attempt(a, statements).execute(&mut *tx).await?;
+            sqlx::query(crate::fleet::RELEASE)
+                .bind(run.id.0)
+                .bind(couple.0)
+                .bind(&a.worker)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(states)
@@ -514,6 +523,89 @@ impl Catalog for SqliteCatalog {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(progress_row).collect()
+    }
+
+    async fn set_budgets(
+        &self,
+        run_name: &str,
+        budgets: &recast_core::BudgetOverrides,
+    ) -> Result<recast_core::Budgets, CatalogError> {
+        self.fleet_set_budgets(run_name, budgets).await
+    }
+
+    async fn budgets(&self, run_name: &str) -> Result<recast_core::Budgets, CatalogError> {
+        self.fleet_budgets(run_name).await
+    }
+
+    async fn heartbeat(
+        &self,
+        beat: &Heartbeat<'_>,
+        tally: &Tally,
+    ) -> Result<FleetView, CatalogError> {
+        // Three statements in one transaction: SQLite has no data-modifying CTEs.
+        let mut tx = self.pool.begin().await?;
+        tally.db(2);
+        sqlx::query(crate::fleet::BEAT)
+            .bind(beat.run_name)
+            .bind(beat.worker)
+            .bind(beat.started_at_ms)
+            .bind(beat.now_ms)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(s) = beat.sample {
+            tally.db(1);
+            let mut q = QueryBuilder::new("");
+            crate::fleet::push_sample_insert(&mut q, beat, s);
+            q.build().execute(&mut *tx).await?;
+        }
+        let view: crate::fleet::ViewTuple = sqlx::query_as(crate::fleet::FLEET_VIEW)
+            .bind(beat.run_name)
+            .bind(beat.worker)
+            .bind(beat.stale_cutoff())
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(crate::fleet::view_from(view))
+    }
+
+    async fn deregister(
+        &self,
+        beat: &Heartbeat<'_>,
+        reason: &str,
+        tally: &Tally,
+    ) -> Result<(), CatalogError> {
+        self.fleet_deregister(beat, reason, tally).await
+    }
+
+    async fn workers(&self, run_name: &str) -> Result<Vec<WorkerInfo>, CatalogError> {
+        self.fleet_workers(run_name).await
+    }
+
+    async fn samples(&self, run_name: &str) -> Result<Vec<WorkerSample>, CatalogError> {
+        self.fleet_samples(run_name).await
+    }
+
+    async fn lease_couple(
+        &self,
+        run: &Run,
+        couple: CoupleId,
+        owner: &str,
+        lease: Duration,
+        stale_after: Duration,
+        tally: &Tally,
+    ) -> Result<Lease, CatalogError> {
+        self.fleet_lease_couple(run, couple, owner, lease, stale_after, tally)
+            .await
+    }
+
+    async fn release_couple(
+        &self,
+        run: &Run,
+        couple: CoupleId,
+        owner: &str,
+        tally: &Tally,
+    ) -> Result<(), CatalogError> {
+        self.fleet_release_couple(run, couple, owner, tally).await
     }
 }
 
