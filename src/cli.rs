@@ -50,7 +50,7 @@ pub enum Command {
     /// Create (or resume) a run and enqueue every couple not yet enqueued.
     Launch(LaunchArgs),
     /// Run a worker: receive jobs and migrate their photos.
-    Work(WorkArgs),
+    Work(Box<WorkArgs>),
     /// Show where a run stands.
     Status(StatusArgs),
     /// Seed, launch and work on embedded backends in one process, then print a summary.
@@ -178,6 +178,57 @@ pub struct WorkArgs {
     /// Name of this worker in the records (default: host and process id).
     #[arg(long, env = "RECAST_WORKER_NAME")]
     pub worker_name: Option<String>,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+}
+
+/// How a worker takes part in its fleet: budgets, heartbeats, drains and metrics.
+#[derive(Debug, Args, Clone)]
+pub struct FleetArgs {
+    /// The run whose fleet this worker joins (its registry and budgets).
+    #[arg(long = "run", env = "RECAST_RUN", default_value = "main")]
+    pub run: String,
+    /// Fleet-wide S3 objects deleted per minute (stored in the run; default 5,000,000).
+    #[arg(long, env = "RECAST_S3_DELETES_PER_MIN")]
+    pub s3_deletes_per_min: Option<u64>,
+    /// Fleet-wide S3 PUT requests per second (stored in the run; default 3,000).
+    #[arg(long, env = "RECAST_S3_PUTS_PER_SEC")]
+    pub s3_puts_per_sec: Option<u64>,
+    /// Fleet-wide S3 GET requests per second (stored in the run; default 5,000).
+    #[arg(long, env = "RECAST_S3_GETS_PER_SEC")]
+    pub s3_gets_per_sec: Option<u64>,
+    /// Fleet-wide queue messages in flight (stored in the run; default 100,000; SQS caps 120,000).
+    #[arg(long, env = "RECAST_MAX_IN_FLIGHT")]
+    pub max_in_flight: Option<u64>,
+    /// Heartbeat period in the fleet registry; a worker silent for three counts as gone.
+    #[arg(long, env = "RECAST_HEARTBEAT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub heartbeat: Duration,
+    /// p95 database latency above which the worker runs fewer jobs at once.
+    #[arg(long, env = "RECAST_DB_LATENCY_TARGET", default_value = "250ms", value_parser = humantime::parse_duration)]
+    pub db_latency_target: Duration,
+    /// A job running longer records what it did and goes back to the queue.
+    #[arg(long, env = "RECAST_MAX_JOB_DURATION", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub max_job_duration: Duration,
+    /// On SIGTERM, SIGINT or a spot notice: time to finish or release the jobs in hand and exit.
+    #[arg(long, env = "RECAST_DRAIN_DEADLINE", default_value = "90s", value_parser = humantime::parse_duration)]
+    pub drain_deadline: Duration,
+    /// Serve Prometheus metrics on this address (e.g. 0.0.0.0:9898).
+    #[arg(long, env = "RECAST_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Watch the EC2 metadata service for spot interruption notices and rebalance
+    /// recommendations (auto: stop watching if it cannot be reached).
+    #[arg(long, env = "RECAST_SPOT_WATCH", default_value = "auto")]
+    pub spot_watch: SpotWatch,
+    /// How often the metadata service is polled.
+    #[arg(long, env = "RECAST_SPOT_POLL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub spot_poll: Duration,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum SpotWatch {
+    Auto,
+    On,
+    Off,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -309,7 +360,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Seed(a) => crate::seed::run(a).await,
             Command::Launch(a) => crate::launch::run(a).await,
-            Command::Work(a) => crate::work::run(a).await,
+            Command::Work(a) => crate::work::run(*a).await,
             Command::Status(a) => crate::status::run(a).await,
             Command::Demo(a) => crate::demo::run(a).await,
             Command::Queue(c) => crate::queue::run(c).await,

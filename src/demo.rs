@@ -11,7 +11,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use recast_catalog::Catalog;
 use recast_core::{PhotoState, RunSettings, Tally};
 use recast_store::ObjectStore;
-use recast_worker::{CpuPool, Progress, Worker, WorkerConfig};
+use recast_worker::{CpuPool, FleetSettings, Progress, Worker, WorkerConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::DemoArgs;
@@ -110,6 +110,10 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
                 name: format!("demo-{i}"),
                 poll_wait: Duration::from_millis(250),
                 exit_when_idle: true,
+                fleet: FleetSettings {
+                    run_name: "demo".to_owned(),
+                    ..FleetSettings::default()
+                },
                 ..WorkerConfig::default()
             };
             let w = Worker::new(

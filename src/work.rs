@@ -3,12 +3,18 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use recast_worker::{CpuPool, Progress, Worker, WorkerConfig};
+use recast_core::BudgetOverrides;
+use recast_worker::{CpuPool, FleetSettings, Progress, Worker, WorkerConfig};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{WorkArgs, WorkTuning};
+use crate::cli::{FleetArgs, SpotWatch, WorkArgs, WorkTuning};
 
-pub fn worker_config(name: String, t: &WorkTuning, exit_when_idle: bool) -> WorkerConfig {
+pub fn worker_config(
+    name: String,
+    t: &WorkTuning,
+    f: &FleetArgs,
+    exit_when_idle: bool,
+) -> WorkerConfig {
     let defaults = WorkerConfig::default();
     WorkerConfig {
         name,
@@ -20,10 +26,30 @@ pub fn worker_config(name: String, t: &WorkTuning, exit_when_idle: bool) -> Work
         exit_when_idle,
         max_pixels: t.max_pixels,
         sweep_lease: t.sweep_lease,
+        fleet: FleetSettings {
+            run_name: f.run.clone(),
+            heartbeat: f.heartbeat,
+            budgets: BudgetOverrides {
+                s3_deletes_per_min: f.s3_deletes_per_min,
+                s3_puts_per_sec: f.s3_puts_per_sec,
+                s3_gets_per_sec: f.s3_gets_per_sec,
+                max_in_flight: f.max_in_flight,
+            },
+            db_latency_target: f.db_latency_target,
+        },
+        max_job_duration: f.max_job_duration,
+        drain_deadline: f.drain_deadline,
     }
 }
 
 pub async fn run(a: WorkArgs) -> anyhow::Result<()> {
+    if let Some(addr) = a.fleet.metrics_addr {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+            .with_context(|| format!("failed to serve metrics on {addr}"))?;
+        tracing::info!(%addr, "serving Prometheus metrics at /metrics");
+    }
     let catalog = a.db.open().await?;
     let store = recast_store::open(&a.store)
         .await
@@ -36,7 +62,7 @@ pub async fn run(a: WorkArgs) -> anyhow::Result<()> {
         .cpu_threads
         .map_or_else(CpuPool::per_core, CpuPool::new);
     let name = a.worker_name.unwrap_or_else(default_worker_name);
-    let config = worker_config(name, &a.tuning, a.exit_when_idle);
+    let config = worker_config(name, &a.tuning, &a.fleet, a.exit_when_idle);
     let worker = Worker::new(
         config,
         catalog,
@@ -47,10 +73,21 @@ pub async fn run(a: WorkArgs) -> anyhow::Result<()> {
     );
     let stop = CancellationToken::new();
     tokio::spawn(stop_on_signal(stop.clone()));
+    if a.fleet.spot_watch != SpotWatch::Off {
+        tokio::spawn(stop_on_interruption(
+            stop.clone(),
+            a.fleet.spot_poll,
+            a.fleet.spot_watch == SpotWatch::On,
+        ));
+    }
     let summary = worker.run(stop).await;
     println!(
-        "worker done: {} jobs completed, {} released for retry, {} dead-lettered",
-        summary.jobs_completed, summary.jobs_retried, summary.jobs_dead_lettered
+        "worker done: {} jobs completed, {} released for retry, {} released by a drain or their time limit, {} duplicates deferred, {} dead-lettered",
+        summary.jobs_completed,
+        summary.jobs_retried,
+        summary.jobs_released,
+        summary.jobs_deferred,
+        summary.jobs_dead_lettered
     );
     Ok(())
 }
@@ -66,7 +103,7 @@ fn default_worker_name() -> String {
     )
 }
 
-/// SIGTERM or SIGINT: stop receiving and finish the jobs in hand.
+/// SIGTERM or SIGINT: drain.
 async fn stop_on_signal(stop: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("a SIGTERM handler installs");
@@ -75,6 +112,20 @@ async fn stop_on_signal(stop: CancellationToken) {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
     };
-    tracing::info!(signal = which, "stopping: finishing the jobs in hand");
+    tracing::info!(signal = which, "stopping: draining the jobs in hand");
+    metrics::counter!("recast_drain_signals_total", "cause" => which).increment(1);
     stop.cancel();
+}
+
+/// A spot interruption notice or rebalance recommendation: drain, as on SIGTERM.
+async fn stop_on_interruption(stop: CancellationToken, every: std::time::Duration, required: bool) {
+    let notice = tokio::select! {
+        _ = stop.cancelled() => return,
+        n = recast_aws::watch_interruptions(every, required) => n,
+    };
+    if let Some(n) = notice {
+        tracing::warn!(cause = n.cause(), notice = ?n, "the instance is going away: draining the jobs in hand");
+        metrics::counter!("recast_drain_signals_total", "cause" => n.cause()).increment(1);
+        stop.cancel();
+    }
 }

@@ -6,7 +6,11 @@
 //! stack of the build), the SDK's adaptive retry mode (which also rate-limits the client when the
 //! service throttles) and explicit timeouts.
 
+mod spot;
+
 use std::time::Duration;
+
+pub use spot::{watch_interruptions, Interruption};
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;

@@ -13,6 +13,9 @@ pub struct Tally {
     s3_deleted_objects: AtomicU64,
     sqs_requests: AtomicU64,
     db_statements: AtomicU64,
+    /// Counts every request again as it is made (the worker's totals, for its samples); `take` and
+    /// `absorb`, which move counts between tallies, leave it alone.
+    parent: Option<std::sync::Arc<Tally>>,
 }
 
 /// A plain copy of a [`Tally`], as stored in the catalog.
@@ -27,22 +30,45 @@ pub struct TallySnapshot {
 }
 
 impl Tally {
+    /// A tally whose requests are also counted in `parent`.
+    pub fn child_of(parent: std::sync::Arc<Tally>) -> Tally {
+        Tally {
+            parent: Some(parent),
+            ..Tally::default()
+        }
+    }
+
     pub fn s3_get(&self) {
         self.s3_get.fetch_add(1, Ordering::Relaxed);
+        if let Some(p) = &self.parent {
+            p.s3_get();
+        }
     }
     pub fn s3_put(&self) {
         self.s3_put.fetch_add(1, Ordering::Relaxed);
+        if let Some(p) = &self.parent {
+            p.s3_put();
+        }
     }
     pub fn s3_delete(&self, objects: u64) {
         self.s3_delete_requests.fetch_add(1, Ordering::Relaxed);
         self.s3_deleted_objects
             .fetch_add(objects, Ordering::Relaxed);
+        if let Some(p) = &self.parent {
+            p.s3_delete(objects);
+        }
     }
     pub fn sqs(&self, requests: u64) {
         self.sqs_requests.fetch_add(requests, Ordering::Relaxed);
+        if let Some(p) = &self.parent {
+            p.sqs(requests);
+        }
     }
     pub fn db(&self, statements: u64) {
         self.db_statements.fetch_add(statements, Ordering::Relaxed);
+        if let Some(p) = &self.parent {
+            p.db(statements);
+        }
     }
 
     pub fn snapshot(&self) -> TallySnapshot {
@@ -120,5 +146,17 @@ mod tests {
             (b.db_statements, b.sqs_requests, b.s3_delete_requests),
             (3, 2, 1)
         );
+    }
+
+    #[test]
+    fn a_child_counts_into_its_parent_once() {
+        let parent = std::sync::Arc::new(Tally::default());
+        let child = Tally::child_of(parent.clone());
+        child.s3_get();
+        child.db(2);
+        let moved = child.take();
+        child.absorb(moved);
+        assert_eq!(parent.snapshot().s3_get, 1);
+        assert_eq!(parent.snapshot().db_statements, 2);
     }
 }

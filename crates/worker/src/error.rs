@@ -10,6 +10,14 @@ pub enum JobError {
     /// The message can never be processed (malformed, unknown run): dead-letter it with the reason.
     #[error("abandoned: {reason}")]
     Abort { reason: String },
+    /// The job was stopped before its end (drain, or over its maximum duration) after recording
+    /// what it had done: make the message visible again at once, for any worker.
+    #[error("released: {reason}")]
+    Release { reason: String },
+    /// Another live worker holds the couple (a duplicate delivery): put the message back until
+    /// its lease ends.
+    #[error("couple held by {owner}")]
+    Busy { owner: String, until_ms: i64 },
 }
 
 impl JobError {

@@ -3,6 +3,8 @@
 //! across jobs into full DeleteObjects requests.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -13,9 +15,40 @@ use recast_core::{
     Tally,
 };
 use recast_store::ObjectStore;
-use tracing::{debug, info_span, warn, Instrument};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, info_span, warn, Instrument};
 
+use crate::fleet::Fleet;
 use crate::{redact_id, CpuPool, JobError, Progress};
+
+/// When a job must stop before its end: the worker drains (its token), or the job has run for
+/// its maximum duration. A stopped job records what it did and releases its message.
+#[derive(Debug, Clone)]
+pub(crate) struct JobStop {
+    pub token: CancellationToken,
+    pub deadline: Instant,
+}
+
+impl JobStop {
+    pub fn is_stopped(&self) -> bool {
+        self.token.is_cancelled() || Instant::now() >= self.deadline
+    }
+
+    pub async fn wait(&self) {
+        tokio::select! {
+            _ = self.token.cancelled() => {}
+            _ = tokio::time::sleep_until(self.deadline.into()) => {}
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        if self.token.is_cancelled() {
+            "the worker is draining"
+        } else {
+            "the job ran for its maximum duration"
+        }
+    }
+}
 
 /// What a job needs, borrowed from its worker.
 pub(crate) struct JobContext<'a> {
@@ -24,6 +57,7 @@ pub(crate) struct JobContext<'a> {
     pub store: &'a dyn ObjectStore,
     pub cpu: &'a CpuPool,
     pub progress: &'a Progress,
+    pub fleet: &'a Fleet,
     pub tally: &'a Tally,
     /// Requests of the worker not tied to one job, folded into this job's attempt row.
     pub overhead: &'a Tally,
@@ -56,6 +90,7 @@ impl JobContext<'_> {
         couple: CoupleId,
         photos: Option<Vec<JobPhoto>>,
         first_delivery: bool,
+        stop: &JobStop,
     ) -> Result<JobReport, JobError> {
         let db = |e: recast_catalog::CatalogError| {
             if e.is_transient() {
@@ -68,16 +103,16 @@ impl JobContext<'_> {
         let photos = match photos {
             Some(p) => p,
             None => self
-                .catalog
-                .couple_photos(couple, self.tally)
+                .fleet
+                .timed(self.catalog.couple_photos(couple, self.tally))
                 .await
                 .map_err(db)?,
         };
         let mut states: HashMap<PhotoId, PhotoState> = if first_delivery && from_message {
             HashMap::new()
         } else {
-            self.catalog
-                .progress(run, couple, self.tally)
+            self.fleet
+                .timed(self.catalog.progress(run, couple, self.tally))
                 .await
                 .map_err(db)?
                 .into_iter()
@@ -90,16 +125,26 @@ impl JobContext<'_> {
             .collect();
         let chunks: Vec<&[&JobPhoto]> = pending.chunks(self.record_batch.max(1)).collect();
         let mut retry: Option<JobError> = None;
+        let mut stopped = false;
         let mut keys_to_sweep = 0;
+        let mut attempt_recorded = false;
         for (n, chunk) in chunks.iter().enumerate() {
+            if stop.is_stopped() {
+                stopped = true;
+                break;
+            }
             // Futures are built before streaming them: a closure inside the stream would make the
             // job's future lose `Send` (rust-lang/rust#102211).
             let conversions: Vec<_> = chunk.iter().map(|p| self.convert(run, p)).collect();
+            // On a stop, photos not finished are dropped (a WebP already put is only overwritten
+            // by a later attempt: the photo stays pending until recorded).
             let converted: Vec<Result<ProgressUpdate, JobError>> =
                 futures::stream::iter(conversions)
                     .buffer_unordered(self.photo_parallelism.max(1))
+                    .take_until(stop.wait())
                     .collect()
                     .await;
+            stopped = converted.len() < chunk.len();
             let mut updates = Vec::new();
             for r in converted {
                 match r {
@@ -110,17 +155,22 @@ impl JobContext<'_> {
                 }
             }
             // The job's attempt row rides on its last record.
-            let last = n + 1 == chunks.len();
+            let last = n + 1 == chunks.len() || stopped;
             let overhead = if last {
                 self.overhead.take()
             } else {
                 Default::default()
             };
-            let attempt = last
-                .then(|| self.attempt(run, couple, photos.len() as u32, retry.is_none(), overhead));
+            let outcome = outcome_of(retry.is_none(), stopped);
+            let attempt =
+                last.then(|| self.attempt(run, couple, photos.len() as u32, outcome, overhead));
+            attempt_recorded |= last;
             let recorded = self
-                .catalog
-                .record(run, couple, &updates, attempt.as_ref(), self.tally)
+                .fleet
+                .timed(
+                    self.catalog
+                        .record(run, couple, &updates, attempt.as_ref(), self.tally),
+                )
                 .await
                 .map_err(|e| {
                     // Not recorded: the overhead goes back, to be counted by a later attempt.
@@ -129,8 +179,14 @@ impl JobContext<'_> {
                 })?;
             for (id, state) in recorded {
                 if states.insert(id, state).is_none() {
+                    self.fleet.counters().photos.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("recast_photos_total", "outcome" => state.as_str())
+                        .increment(1);
                     match state {
-                        PhotoState::Failed => Progress::add(&self.progress.photos_failed, 1),
+                        PhotoState::Failed => {
+                            Progress::add(&self.progress.photos_failed, 1);
+                            self.fleet.counters().failed.fetch_add(1, Ordering::Relaxed);
+                        }
                         PhotoState::Switched => {
                             Progress::add(&self.progress.photos_converted, 1);
                             keys_to_sweep += chunk
@@ -142,13 +198,22 @@ impl JobContext<'_> {
                     }
                 }
             }
+            if stopped {
+                break;
+            }
         }
-        if chunks.is_empty() {
-            // Nothing was pending (a redelivery of a recorded job): the attempt is still recorded.
+        if !attempt_recorded {
+            // Nothing was pending (a redelivery of a recorded job), or the job stopped before its
+            // first photo: the attempt is still recorded (and the couple's lease ended).
+            stopped |= !chunks.is_empty();
             let overhead = self.overhead.take();
-            let attempt = self.attempt(run, couple, photos.len() as u32, true, overhead);
-            self.catalog
-                .record(run, couple, &[], Some(&attempt), self.tally)
+            let outcome = outcome_of(true, stopped);
+            let attempt = self.attempt(run, couple, photos.len() as u32, outcome, overhead);
+            self.fleet
+                .timed(
+                    self.catalog
+                        .record(run, couple, &[], Some(&attempt), self.tally),
+                )
                 .await
                 .map_err(|e| {
                     self.overhead.absorb(overhead);
@@ -157,6 +222,15 @@ impl JobContext<'_> {
         }
         if let Some(e) = retry {
             return Err(e);
+        }
+        if stopped {
+            info!(
+                reason = stop.reason(),
+                "job stopped; what it did is recorded"
+            );
+            return Err(JobError::Release {
+                reason: stop.reason().to_owned(),
+            });
         }
         Ok(JobReport {
             photos: photos.len() as u32,
@@ -170,14 +244,14 @@ impl JobContext<'_> {
         run: &Run,
         couple: CoupleId,
         photos: u32,
-        complete: bool,
+        outcome: &'static str,
         overhead: recast_core::TallySnapshot,
     ) -> JobAttempt {
         JobAttempt {
             run: run.id,
             couple: Some(couple),
             worker: self.worker.to_owned(),
-            outcome: if complete { "complete" } else { "retry" }.to_owned(),
+            outcome: outcome.to_owned(),
             photos,
             requests: self.tally.snapshot() + overhead,
             started_at_ms: self.started_at_ms,
@@ -219,6 +293,12 @@ impl JobContext<'_> {
                 }
             };
             Progress::add(&self.progress.bytes_in, original.len() as u64);
+            self.fleet
+                .counters()
+                .bytes_in
+                .fetch_add(original.len() as u64, Ordering::Relaxed);
+            metrics::counter!("recast_bytes_total", "direction" => "in")
+                .increment(original.len() as u64);
             let options = conversion_options(&run.settings, self.max_pixels);
             let source = original.clone();
             let out = self
@@ -260,6 +340,11 @@ impl JobContext<'_> {
                 .await
                 .map_err(|e| JobError::retry(format_args!("failed to put the WebP: {e}")))?;
             Progress::add(&self.progress.bytes_out, bytes);
+            self.fleet
+                .counters()
+                .bytes_out
+                .fetch_add(bytes, Ordering::Relaxed);
+            metrics::counter!("recast_bytes_total", "direction" => "out").increment(bytes);
             debug!(bytes, "stored");
             Ok(ProgressUpdate::Switched {
                 photo: photo.id,
@@ -272,6 +357,16 @@ impl JobContext<'_> {
         }
         .instrument(span)
         .await
+    }
+}
+
+/// An attempt's outcome: `complete`, `retry` (trouble; released after a backoff) or `released`
+/// (stopped by a drain or its maximum duration; visible again at once).
+fn outcome_of(no_trouble: bool, stopped: bool) -> &'static str {
+    match (no_trouble, stopped) {
+        (false, _) => "retry",
+        (true, true) => "released",
+        (true, false) => "complete",
     }
 }
 

@@ -2,11 +2,14 @@
 //! machine of `recast_core`, records progress in batches, and deletes only what the catalog says is
 //! switched (through the sweeper, which batches deletions across jobs).
 
+mod budgeted;
 mod counting;
 mod cpu;
 mod error;
+mod fleet;
 mod heartbeat;
 mod job;
+mod limiter;
 mod progress;
 mod redact;
 mod runner;
@@ -16,6 +19,7 @@ mod sweep;
 pub use counting::CountingStore;
 pub use cpu::CpuPool;
 pub use error::JobError;
+pub use fleet::FleetSettings;
 pub use job::conversion_options;
 pub use progress::Progress;
 pub use redact::{redact_id, set_log_ids_in_clear};

@@ -7,18 +7,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use recast_catalog::{Catalog, CatalogError, JobAttempt, Run};
-use recast_core::{JobMessage, RunId, Tally};
+use recast_catalog::{Catalog, CatalogError, JobAttempt, Lease, Run};
+use recast_core::{CoupleId, JobMessage, RunId, Tally};
 use recast_queue::{JobQueue, ReceivedMessage, MAX_BATCH};
 use recast_store::ObjectStore;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, info_span, warn, Instrument};
 
+use crate::budgeted::BudgetedStore;
 use crate::error::retry_backoff;
-use crate::heartbeat::with_heartbeat;
-use crate::job::JobContext;
+use crate::fleet::{Fleet, FleetSettings};
+use crate::heartbeat::{with_heartbeat, LeaseRenewal};
+use crate::job::{JobContext, JobStop};
 use crate::settle::Settler;
 use crate::sweep::{SweepBuffer, SweepContext};
 use crate::{now_ms, redact_id, CountingStore, CpuPool, JobError, Progress};
@@ -51,6 +52,13 @@ pub struct WorkerConfig {
     pub max_pixels: u64,
     /// How long a sweep's claim on photos lasts; a dead worker's claims pass on after it.
     pub sweep_lease: Duration,
+    /// The fleet the worker joins: registry, budgets, database latency target.
+    pub fleet: FleetSettings,
+    /// A job running longer is stopped: what it did is recorded and its message released.
+    pub max_job_duration: Duration,
+    /// After a stop (SIGTERM, spot notice), the time to finish or release the jobs in hand and
+    /// leave; jobs still running at four fifths of it are stopped and released.
+    pub drain_deadline: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -65,6 +73,9 @@ impl Default for WorkerConfig {
             exit_when_idle: false,
             max_pixels: recast_codec::DEFAULT_MAX_PIXELS,
             sweep_lease: Duration::from_secs(300),
+            fleet: FleetSettings::default(),
+            max_job_duration: Duration::from_secs(30 * 60),
+            drain_deadline: Duration::from_secs(90),
         }
     }
 }
@@ -75,6 +86,10 @@ pub struct WorkerSummary {
     pub jobs_completed: u64,
     pub jobs_retried: u64,
     pub jobs_dead_lettered: u64,
+    /// Jobs stopped by a drain or their maximum duration, released at once for another worker.
+    pub jobs_released: u64,
+    /// Duplicate deliveries of couples another live worker held, put back until its lease ends.
+    pub jobs_deferred: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +100,7 @@ pub struct Worker {
 #[derive(Debug)]
 struct Inner {
     config: WorkerConfig,
+    fleet: Arc<Fleet>,
     catalog: Arc<dyn Catalog>,
     store: Arc<dyn ObjectStore>,
     queue: Arc<dyn JobQueue>,
@@ -112,16 +128,25 @@ impl Worker {
         cpu: CpuPool,
         progress: Arc<Progress>,
     ) -> Worker {
+        let fleet = Arc::new(Fleet::new(
+            config.name.clone(),
+            config.fleet.clone(),
+            catalog.clone(),
+            config.concurrency,
+        ));
+        let store: Arc<dyn ObjectStore> = Arc::new(BudgetedStore::new(store, fleet.clone()));
+        let overhead = Arc::new(Tally::child_of(fleet.totals.clone()));
         Worker {
             inner: Arc::new(Inner {
                 config,
+                fleet,
                 catalog,
                 store,
                 queue,
                 cpu,
                 progress,
                 runs: Mutex::new(HashMap::new()),
-                overhead: Arc::new(Tally::default()),
+                overhead,
                 summary: Mutex::new(WorkerSummary::default()),
                 sweep: tokio::sync::Mutex::new(HashMap::new()),
                 unswept_keys: AtomicU64::new(0),
@@ -130,45 +155,58 @@ impl Worker {
         }
     }
 
-    /// Runs until `stop` is cancelled (then finishes the jobs in hand) or, with `exit_when_idle`,
-    /// until the queue is drained and every photo it recorded is swept.
+    /// Runs until `stop` is cancelled (then drains: finishes or releases the jobs in hand within
+    /// the drain deadline, and leaves the fleet) or, with `exit_when_idle`, until the queue is
+    /// drained and every photo it recorded is swept.
     pub async fn run(&self, stop: CancellationToken) -> WorkerSummary {
         let me = &self.inner;
-        let concurrency = me.config.concurrency.max(1);
-        let slots = Arc::new(Semaphore::new(concurrency));
+        let fleet = me.fleet.clone();
+        fleet.register().await;
+        let fleet_stop = CancellationToken::new();
+        let fleet_task = tokio::spawn({
+            let fleet = fleet.clone();
+            let stop = fleet_stop.clone();
+            async move { fleet.run(stop).await }
+        });
         let jobs = TaskTracker::new();
+        // Cancelled when a drain runs out of time: the jobs still running record and release.
+        let jobs_stop = CancellationToken::new();
         let linger = SETTLE_LINGER.min(me.config.visibility / 4);
         let settler = Arc::new(Settler::start(
             me.queue.clone(),
             me.overhead.clone(),
             linger,
+            fleet.clone(),
         ));
         let sweeper = tokio::spawn({
             let worker = self.clone();
             let stop = stop.clone();
             async move { worker.sweep_loop(stop).await }
         });
-        info!(worker = %me.config.name, concurrency, "worker started");
+        info!(worker = %me.config.name, run = %me.config.fleet.run_name, concurrency = me.config.concurrency, "worker started");
         loop {
             // Receive a full batch when there is room for one (or anything when nothing runs), so
-            // that one receive serves many couples.
-            let want = if jobs.is_empty() {
+            // that one receive serves many couples; never more than the in-flight share.
+            let want = if fleet.running() == 0 {
                 1
             } else {
-                MAX_BATCH.min(concurrency)
+                fleet.batch_target()
             };
-            let Some(permits) = take_slots(&slots, want, &stop).await else {
+            if !wait_for_room(&fleet, want, &settler, &stop).await {
                 break;
-            };
+            }
+            let n = fleet.room().clamp(1, MAX_BATCH);
             let received = tokio::select! {
                 _ = stop.cancelled() => break,
-                r = me.queue.receive(permits.len(), me.config.visibility, me.config.poll_wait) => r,
+                r = me.queue.receive(n, me.config.visibility, me.config.poll_wait) => r,
             };
             me.overhead.sqs(1);
             let messages = match received {
                 Ok(m) => m,
                 Err(e) if e.is_over_limit() => {
-                    warn!(error = %e, "queue is at its in-flight cap; waiting");
+                    // The queue's in-flight cap: hold fewer messages; no job sees this.
+                    fleet.over_limit();
+                    warn!(error = %e, share = fleet.in_flight_share(), "queue is at its in-flight cap; holding fewer messages");
                     pause(&stop, QUEUE_TROUBLE_PAUSE).await;
                     continue;
                 }
@@ -178,12 +216,12 @@ impl Worker {
                     continue;
                 }
             };
+            metrics::counter!("recast_requests_total", "service" => "sqs", "op" => "receive", "result" => "ok").increment(1);
             if messages.is_empty() {
-                drop(permits);
-                if jobs.is_empty() {
+                if fleet.running() == 0 {
                     settler.flush();
                 }
-                if me.config.exit_when_idle && jobs.is_empty() && self.queue_drained().await {
+                if me.config.exit_when_idle && fleet.running() == 0 && self.queue_drained().await {
                     if self.final_sweep().await {
                         info!("queue drained and every photo swept; exiting");
                         break;
@@ -192,23 +230,49 @@ impl Worker {
                 }
                 continue;
             }
-            for (message, permit) in messages.into_iter().zip(permits) {
+            fleet.received(messages.len());
+            for message in messages {
                 let worker = self.clone();
                 let settler = settler.clone();
+                let stop = JobStop {
+                    token: jobs_stop.child_token(),
+                    deadline: std::time::Instant::now() + me.config.max_job_duration,
+                };
+                fleet.job_started();
                 jobs.spawn(async move {
-                    worker.handle(message, &settler).await;
-                    drop(permit);
+                    worker.handle(message, &settler, &stop).await;
+                    worker.inner.fleet.job_ended();
                 });
             }
         }
+        let draining = stop.is_cancelled();
+        if draining {
+            metrics::counter!("recast_drain_events_total").increment(1);
+            info!(jobs = fleet.running(), deadline = ?me.config.drain_deadline, "draining: no more receives; finishing the jobs in hand");
+        }
         jobs.close();
-        jobs.wait().await;
+        // Jobs get four fifths of the deadline to end by themselves; then they are stopped, record
+        // what they did and release their messages, inside the last fifth.
+        let grace = me.config.drain_deadline.mul_f64(0.8);
+        if tokio::time::timeout(grace, jobs.wait()).await.is_err() {
+            warn!(
+                jobs = fleet.running(),
+                "drain deadline near: stopping the jobs in hand and releasing their messages"
+            );
+            jobs_stop.cancel();
+            jobs.wait().await;
+        }
         sweeper.abort();
         match Arc::try_unwrap(settler) {
             Ok(s) => s.close().await,
             Err(_) => warn!("settler still shared at exit; pending deletes are left to redelivery"),
         }
         self.flush_overhead().await;
+        fleet_stop.cancel();
+        let _ = fleet_task.await;
+        fleet
+            .deregister(if draining { "drained" } else { "idle" })
+            .await;
         let summary = *me.summary.lock().expect("summary lock");
         info!(?summary, "worker stopped");
         summary
@@ -245,6 +309,9 @@ impl Worker {
             progress: &me.progress,
             owner: &me.config.name,
             lease: me.config.sweep_lease,
+            batch: self.delete_batch(),
+            claim: claim_photos(me.fleet.deletes.rate(), me.config.sweep_lease),
+            fleet: &me.fleet,
         };
         let mut buffers = me.sweep.lock().await;
         for run in runs {
@@ -322,7 +389,7 @@ impl Worker {
         Ok(run)
     }
 
-    async fn handle(&self, message: ReceivedMessage, settler: &Settler) {
+    async fn handle(&self, message: ReceivedMessage, settler: &Settler, stop: &JobStop) {
         let me = &self.inner;
         let job = match JobMessage::parse(&message.body) {
             Ok(job) => job,
@@ -334,15 +401,17 @@ impl Worker {
         let span = info_span!("job", run = %job.run, couple = %redact_id(job.couple.0), attempt = message.receive_count);
         async {
             let started = now_ms();
-            let tally = Arc::new(Tally::default());
+            let tally = Arc::new(Tally::child_of(me.fleet.totals.clone()));
             let store = CountingStore::new(me.store.clone(), tally.clone());
-            let work = async {
+            let result = async {
                 let run = self.run_of(&job.run, &tally).await?;
+                self.lease(&run, job.couple, &tally).await?;
                 let ctx = JobContext {
                     catalog: me.catalog.as_ref(),
                     store: &store,
                     cpu: &me.cpu,
                     progress: &me.progress,
+                    fleet: &me.fleet,
                     tally: &tally,
                     overhead: &me.overhead,
                     worker: &me.config.name,
@@ -351,23 +420,32 @@ impl Worker {
                     record_batch: me.config.record_batch,
                     max_pixels: me.config.max_pixels,
                 };
-                ctx.migrate_couple(
+                let migrate = ctx.migrate_couple(
                     &run,
                     job.couple,
                     job.photos.clone(),
                     message.receive_count <= 1,
+                    stop,
+                );
+                let renewal = LeaseRenewal {
+                    catalog: me.catalog.as_ref(),
+                    run: &run,
+                    couple: job.couple,
+                    owner: &me.config.name,
+                    stale_after: me.config.fleet.stale_after(),
+                };
+                with_heartbeat(
+                    migrate,
+                    me.queue.as_ref(),
+                    &message.receipt,
+                    me.config.visibility,
+                    &tally,
+                    Some(renewal),
                 )
                 .await
-            };
-            let result = with_heartbeat(
-                work,
-                me.queue.as_ref(),
-                &message.receipt,
-                me.config.visibility,
-                &tally,
-            )
+            }
             .await;
-            match result {
+            let outcome = match result {
                 Ok(report) => {
                     settler.settle(message.receipt.clone());
                     Progress::add(&me.progress.jobs_completed, 1);
@@ -377,20 +455,84 @@ impl Worker {
                         .unswept_keys
                         .fetch_add(report.keys_to_sweep, Ordering::Relaxed)
                         + report.keys_to_sweep;
-                    if unswept >= recast_store::MAX_DELETE_BATCH as u64 {
+                    if unswept >= self.delete_batch() as u64 {
                         me.sweep_wake.notify_one();
                     }
+                    "complete"
                 }
                 Err(JobError::Retry { reason }) => {
                     // What this attempt did not get to record is counted with a later one.
                     me.overhead.absorb(tally.take());
                     self.release(&message, &reason, &me.overhead).await;
+                    "retry"
                 }
-                Err(JobError::Abort { reason }) => self.dead_letter(&message, &reason).await,
-            }
+                Err(JobError::Release { reason }) => {
+                    me.overhead.absorb(tally.take());
+                    self.put_back(&message, Duration::ZERO, &reason).await;
+                    me.summary.lock().expect("summary lock").jobs_released += 1;
+                    "released"
+                }
+                Err(JobError::Busy { owner, until_ms }) => {
+                    me.overhead.absorb(tally.take());
+                    let wait = Duration::from_millis((until_ms - now_ms()).clamp(1_000, 12 * 3_600_000) as u64);
+                    info!(holder = %owner, retry_in = ?wait, "couple is in another live worker's hands (duplicate delivery); put back until its lease ends");
+                    self.put_back(&message, wait, "duplicate delivery").await;
+                    me.summary.lock().expect("summary lock").jobs_deferred += 1;
+                    "deferred"
+                }
+                Err(JobError::Abort { reason }) => {
+                    self.dead_letter(&message, &reason).await;
+                    "dead_lettered"
+                }
+            };
+            metrics::counter!("recast_jobs_total", "outcome" => outcome).increment(1);
         }
         .instrument(span)
         .await
+    }
+
+    /// Takes the couple's lease, so that a duplicate delivery is not worked on by two live
+    /// workers at once; recording the job's attempt ends it.
+    async fn lease(&self, run: &Run, couple: CoupleId, tally: &Tally) -> Result<(), JobError> {
+        let me = &self.inner;
+        let lease = me
+            .fleet
+            .timed(me.catalog.lease_couple(
+                run,
+                couple,
+                &me.config.name,
+                me.config.visibility,
+                me.config.fleet.stale_after(),
+                tally,
+            ))
+            .await
+            .map_err(|e| {
+                if e.is_transient() {
+                    JobError::retry(e)
+                } else {
+                    JobError::abort(e)
+                }
+            })?;
+        match lease {
+            Lease::Granted { .. } => Ok(()),
+            Lease::HeldBy { owner, until_ms } => Err(JobError::Busy { owner, until_ms }),
+        }
+    }
+
+    /// Makes a message visible again after `after` (zero: at once, for any worker).
+    async fn put_back(&self, message: &ReceivedMessage, after: Duration, reason: &str) {
+        let me = &self.inner;
+        me.overhead.sqs(1);
+        if let Err(e) = me.queue.change_visibility(&message.receipt, after).await {
+            warn!(error = %e, reason, "failed to release the message; its visibility timeout will");
+        }
+        me.fleet.settled(1);
+    }
+
+    /// The keys one DeleteObjects request may carry: the worker's delete share of two seconds,
+    /// at most S3's 1,000.
+    fn delete_batch(&self) -> usize {
+        (self.inner.fleet.deletes.burst() as usize).clamp(1, recast_store::MAX_DELETE_BATCH)
     }
 
     async fn release(&self, message: &ReceivedMessage, reason: &str, tally: &Tally) {
@@ -401,6 +543,7 @@ impl Worker {
         if let Err(e) = me.queue.change_visibility(&message.receipt, backoff).await {
             warn!(error = %e, "failed to set the retry backoff; the visibility timeout will release the job");
         }
+        me.fleet.settled(1);
         Progress::add(&me.progress.jobs_retried, 1);
         me.summary.lock().expect("summary lock").jobs_retried += 1;
     }
@@ -412,6 +555,7 @@ impl Worker {
         if let Err(e) = me.queue.dead_letter(message, reason).await {
             warn!(error = %e, "failed to dead-letter; the queue's redrive will do it after its maximum receives");
         }
+        me.fleet.settled(1);
         Progress::add(&me.progress.jobs_dead_lettered, 1);
         me.summary.lock().expect("summary lock").jobs_dead_lettered += 1;
     }
@@ -450,29 +594,38 @@ impl Worker {
     }
 }
 
-/// Waits until `want` job slots are free (or `stop`), then takes every free one up to a receive
-/// batch, one permit per message.
-async fn take_slots(
-    slots: &Arc<Semaphore>,
+/// Photos one sweep claim takes: about a quarter of a lease's worth of the worker's delete rate
+/// (at some 6 keys a photo), so that claims are deleted well before their lease ends however
+/// low the budget; at most 400.
+fn claim_photos(deletes_per_sec: f64, lease: Duration) -> u32 {
+    (deletes_per_sec * lease.as_secs_f64() / 4.0 / 6.0).clamp(1.0, 400.0) as u32
+}
+
+/// Waits until `want` messages may be received (job slots and in-flight share both allow it), or
+/// `stop`. Finished messages awaiting their batched delete count as held, so when the in-flight
+/// share is what binds, the settler is told to delete them now.
+async fn wait_for_room(
+    fleet: &Fleet,
     want: usize,
+    settler: &Settler,
     stop: &CancellationToken,
-) -> Option<Vec<OwnedSemaphorePermit>> {
-    let mut first = tokio::select! {
-        _ = stop.cancelled() => return None,
-        p = slots.clone().acquire_many_owned(want as u32) => p.expect("slots are never closed"),
-    };
-    let mut permits = Vec::with_capacity(MAX_BATCH);
-    while first.num_permits() > 1 {
-        permits.push(first.split(1).expect("more than one permit is held"));
-    }
-    permits.push(first);
-    while permits.len() < MAX_BATCH {
-        match slots.clone().try_acquire_owned() {
-            Ok(p) => permits.push(p),
-            Err(_) => break,
+) -> bool {
+    loop {
+        let notified = fleet.room.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if fleet.room() >= want.max(1) {
+            return true;
+        }
+        if fleet.held() >= fleet.in_flight_share() {
+            settler.flush();
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return false,
+            _ = &mut notified => {}
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
         }
     }
-    Some(permits)
 }
 
 async fn pause(stop: &CancellationToken, d: Duration) {

@@ -10,6 +10,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
+use crate::fleet::Fleet;
+
 pub(crate) struct Settler {
     tx: mpsc::UnboundedSender<Settle>,
     task: JoinHandle<()>,
@@ -25,7 +27,12 @@ impl Settler {
     /// `linger`: the longest a receipt waits for others to fill its batch. It must stay well inside
     /// the visibility timeout, or the message is redelivered before it is deleted (harmless, since
     /// a redelivered finished job records only its attempt, but wasted).
-    pub fn start(queue: Arc<dyn JobQueue>, overhead: Arc<Tally>, linger: Duration) -> Settler {
+    pub fn start(
+        queue: Arc<dyn JobQueue>,
+        overhead: Arc<Tally>,
+        linger: Duration,
+        fleet: Arc<Fleet>,
+    ) -> Settler {
         let (tx, mut rx) = mpsc::unbounded_channel::<Settle>();
         let task = tokio::spawn(async move {
             let mut batch: Vec<Receipt> = Vec::with_capacity(MAX_BATCH);
@@ -60,6 +67,7 @@ impl Settler {
                         warn!(error = %e, "finished jobs' messages were not deleted; their redeliveries will find the jobs done")
                     }
                 }
+                fleet.settled(batch.len());
                 batch.clear();
             }
         });

@@ -8,13 +8,11 @@ use std::time::Duration;
 
 use recast_catalog::{Catalog, Run, SweepItem};
 use recast_core::{advance_after_deletes, OriginalsPolicy, PhotoId, PhotoState, Step, Tally};
-use recast_store::{ObjectStore, MAX_DELETE_BATCH};
+use recast_store::ObjectStore;
 use tracing::{debug, warn};
 
+use crate::fleet::Fleet;
 use crate::{JobError, Progress};
-
-/// Photos claimed per statement: more than one request's worth, so requests can be filled.
-const CLAIM_PHOTOS: u32 = 400;
 
 /// What a worker's sweeper holds for one run: claimed photos and the keys each still has to lose
 /// in its current phase.
@@ -128,6 +126,11 @@ pub(crate) struct SweepContext<'a> {
     pub progress: &'a Progress,
     pub owner: &'a str,
     pub lease: Duration,
+    /// Keys per DeleteObjects request (the worker's delete share allows no larger ones).
+    pub batch: usize,
+    /// Photos claimed per statement: more than one request's worth, so requests can be filled.
+    pub claim: u32,
+    pub fleet: &'a Fleet,
 }
 
 impl SweepContext<'_> {
@@ -141,22 +144,25 @@ impl SweepContext<'_> {
         let policy = run.settings.originals;
         let mut exhausted = false;
         loop {
-            if buffer.key_count() < MAX_DELETE_BATCH && !exhausted {
+            if buffer.key_count() < self.batch && !exhausted {
                 let items = self
-                    .catalog
-                    .claim_sweep(run, self.owner, CLAIM_PHOTOS, self.lease, self.tally)
+                    .fleet
+                    .timed(
+                        self.catalog
+                            .claim_sweep(run, self.owner, self.claim, self.lease, self.tally),
+                    )
                     .await
                     .map_err(JobError::retry)?;
-                exhausted = items.len() < CLAIM_PHOTOS as usize;
+                exhausted = items.len() < self.claim as usize;
                 for item in items {
                     buffer.add(item, policy);
                 }
             }
             let keys = buffer.key_count();
-            let send = keys >= MAX_DELETE_BATCH || (final_round && keys > 0);
+            let send = keys >= self.batch || (final_round && keys > 0);
             let mut progressed = false;
             if send {
-                let batch = buffer.take(MAX_DELETE_BATCH);
+                let batch = buffer.take(self.batch);
                 let list: Vec<String> = batch.iter().map(|(_, k)| k.clone()).collect();
                 match self.store.delete_many(&list).await {
                     Ok(outcome) => {
@@ -184,8 +190,8 @@ impl SweepContext<'_> {
             }
             let moves = buffer.finished(policy);
             if !moves.is_empty() {
-                self.catalog
-                    .advance(run, &moves, self.tally)
+                self.fleet
+                    .timed(self.catalog.advance(run, &moves, self.tally))
                     .await
                     .map_err(JobError::retry)?;
                 let done = moves.iter().filter(|(_, s)| *s == PhotoState::Done).count() as u64;
