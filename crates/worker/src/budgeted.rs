@@ -81,3 +81,100 @@ impl ObjectStore for BudgetedStore {
         self.inner.list(prefix).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+    use crate::fleet::FleetSettings;
+
+    /// A real local store that answers SlowDown to its next `n` requests: S3 throttling cannot be
+    /// provoked on demand from a test server, so the fault wraps the real thing.
+    #[derive(Debug)]
+    struct SlowDown {
+        inner: Arc<dyn ObjectStore>,
+        n: AtomicU32,
+    }
+
+    impl SlowDown {
+        fn check(&self, key: &str) -> Result<(), StoreError> {
+            let throttle = self
+                .n
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok();
+            if throttle {
+                Err(StoreError::Throttled { key: key.into() })
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[async_trait]
+    impl ObjectStore for SlowDown {
+        async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+            self.check(key)?;
+            self.inner.get(key).await
+        }
+        async fn put(&self, key: &str, body: Bytes, crc32c: u32) -> Result<(), StoreError> {
+            self.check(key)?;
+            self.inner.put(key, body, crc32c).await
+        }
+        async fn delete_many(&self, keys: &[String]) -> Result<DeleteOutcome, StoreError> {
+            self.check(&keys[0])?;
+            self.inner.delete_many(keys).await
+        }
+        async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
+            self.inner.head(key).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+            self.inner.list(prefix).await
+        }
+    }
+
+    #[tokio::test]
+    async fn slow_down_halves_the_rate_and_quiet_seconds_bring_it_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = recast_store::open(&format!("file://{}/store", dir.path().display()))
+            .await
+            .unwrap();
+        let catalog = recast_catalog::open(&format!("sqlite://{}/c.db", dir.path().display()))
+            .await
+            .unwrap();
+        let settings = FleetSettings {
+            budgets: recast_core::BudgetOverrides {
+                s3_puts_per_sec: Some(200),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let fleet = Arc::new(Fleet::new("t".into(), settings, catalog, 4));
+        let faulty = Arc::new(SlowDown {
+            inner: local,
+            n: AtomicU32::new(1),
+        });
+        let store = BudgetedStore::new(faulty, fleet.clone());
+        let body = Bytes::from_static(b"webp");
+        let crc = recast_store::crc32c(&body);
+        assert!((fleet.puts.rate() - 200.0).abs() < 1e-6);
+        let err = store.put("a.webp", body.clone(), crc).await.unwrap_err();
+        assert!(err.is_throttling());
+        assert!(
+            (fleet.puts.rate() - 100.0).abs() < 1e-6,
+            "{}",
+            fleet.puts.rate()
+        );
+        // The retry goes through, at the lower rate.
+        store.put("a.webp", body, crc).await.unwrap();
+        assert_eq!(store.get("a.webp").await.unwrap().as_ref(), b"webp");
+        for _ in 0..10 {
+            fleet.tick();
+        }
+        assert!(
+            (fleet.puts.rate() - 200.0).abs() < 1e-6,
+            "{}",
+            fleet.puts.rate()
+        );
+    }
+}

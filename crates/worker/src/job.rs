@@ -34,13 +34,6 @@ impl JobStop {
         self.token.is_cancelled() || Instant::now() >= self.deadline
     }
 
-    pub async fn wait(&self) {
-        tokio::select! {
-            _ = self.token.cancelled() => {}
-            _ = tokio::time::sleep_until(self.deadline.into()) => {}
-        }
-    }
-
     fn reason(&self) -> &'static str {
         if self.token.is_cancelled() {
             "the worker is draining"
@@ -135,15 +128,22 @@ impl JobContext<'_> {
             }
             // Futures are built before streaming them: a closure inside the stream would make the
             // job's future lose `Send` (rust-lang/rust#102211).
-            let conversions: Vec<_> = chunk.iter().map(|p| self.convert(run, p)).collect();
-            // On a stop, photos not finished are dropped (a WebP already put is only overwritten
-            // by a later attempt: the photo stays pending until recorded).
-            let converted: Vec<Result<ProgressUpdate, JobError>> =
+            let conversions: Vec<_> = chunk
+                .iter()
+                .map(|p| self.convert_unless_stopped(run, p, stop))
+                .collect();
+            // On a stop no new photo is started; those under way finish (so every attempt makes
+            // progress, however long one photo takes), except in a drain, whose deadline drops
+            // them (a WebP already put is only overwritten by a later attempt: the photo stays
+            // pending until recorded).
+            let converted: Vec<Option<Result<ProgressUpdate, JobError>>> =
                 futures::stream::iter(conversions)
                     .buffer_unordered(self.photo_parallelism.max(1))
-                    .take_until(stop.wait())
+                    .take_until(stop.token.cancelled())
                     .collect()
                     .await;
+            let converted: Vec<Result<ProgressUpdate, JobError>> =
+                converted.into_iter().flatten().collect();
             stopped = converted.len() < chunk.len();
             let mut updates = Vec::new();
             for r in converted {
@@ -257,6 +257,19 @@ impl JobContext<'_> {
             started_at_ms: self.started_at_ms,
             finished_at_ms: crate::now_ms(),
         }
+    }
+
+    /// Converts one photo unless the job was stopped before the photo's turn came (`None`).
+    async fn convert_unless_stopped(
+        &self,
+        run: &Run,
+        photo: &JobPhoto,
+        stop: &JobStop,
+    ) -> Option<Result<ProgressUpdate, JobError>> {
+        if stop.is_stopped() {
+            return None;
+        }
+        Some(self.convert(run, photo).await)
     }
 
     /// Gets, converts and puts one photo. A photo that can never be converted comes back as a

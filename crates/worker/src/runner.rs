@@ -117,6 +117,9 @@ struct Inner {
     /// Thumbnail keys switched here since the last sweep.
     unswept_keys: AtomicU64,
     sweep_wake: tokio::sync::Notify,
+    /// Couples with a job running here: a duplicate delivered to this same worker waits too (the
+    /// catalog lease is per worker).
+    in_hand: Mutex<std::collections::HashSet<(RunId, CoupleId)>>,
 }
 
 impl Worker {
@@ -151,6 +154,7 @@ impl Worker {
                 sweep: tokio::sync::Mutex::new(HashMap::new()),
                 unswept_keys: AtomicU64::new(0),
                 sweep_wake: tokio::sync::Notify::new(),
+                in_hand: Mutex::new(std::collections::HashSet::new()),
             }),
         }
     }
@@ -196,6 +200,13 @@ impl Worker {
                 break;
             }
             let n = fleet.room().clamp(1, MAX_BATCH);
+            tracing::debug!(
+                n,
+                held = fleet.held(),
+                running = fleet.running(),
+                share = fleet.in_flight_share(),
+                "receiving"
+            );
             let received = tokio::select! {
                 _ = stop.cancelled() => break,
                 r = me.queue.receive(n, me.config.visibility, me.config.poll_wait) => r,
@@ -310,7 +321,7 @@ impl Worker {
             owner: &me.config.name,
             lease: me.config.sweep_lease,
             batch: self.delete_batch(),
-            claim: claim_photos(me.fleet.deletes.rate(), me.config.sweep_lease),
+            claim: claim_photos(me.fleet.deletes.rate()),
             fleet: &me.fleet,
         };
         let mut buffers = me.sweep.lock().await;
@@ -405,6 +416,12 @@ impl Worker {
             let store = CountingStore::new(me.store.clone(), tally.clone());
             let result = async {
                 let run = self.run_of(&job.run, &tally).await?;
+                let _in_hand = InHand::take(&me.in_hand, run.id, job.couple).ok_or_else(|| {
+                    JobError::Busy {
+                        owner: me.config.name.clone(),
+                        until_ms: now_ms() + SAME_WORKER_DUPLICATE_PAUSE.as_millis() as i64,
+                    }
+                })?;
                 self.lease(&run, job.couple, &tally).await?;
                 let ctx = JobContext {
                     catalog: me.catalog.as_ref(),
@@ -474,7 +491,10 @@ impl Worker {
                 }
                 Err(JobError::Busy { owner, until_ms }) => {
                     me.overhead.absorb(tally.take());
-                    let wait = Duration::from_millis((until_ms - now_ms()).clamp(1_000, 12 * 3_600_000) as u64);
+                    // Until the lease ends, but no longer than DUPLICATE_RECHECK: the holder
+                    // usually finishes well before its lease would.
+                    let wait = Duration::from_millis((until_ms - now_ms()).max(1_000) as u64)
+                        .min(DUPLICATE_RECHECK);
                     info!(holder = %owner, retry_in = ?wait, "couple is in another live worker's hands (duplicate delivery); put back until its lease ends");
                     self.put_back(&message, wait, "duplicate delivery").await;
                     me.summary.lock().expect("summary lock").jobs_deferred += 1;
@@ -594,16 +614,51 @@ impl Worker {
     }
 }
 
-/// Photos one sweep claim takes: about a quarter of a lease's worth of the worker's delete rate
-/// (at some 6 keys a photo), so that claims are deleted well before their lease ends however
-/// low the budget; at most 400.
-fn claim_photos(deletes_per_sec: f64, lease: Duration) -> u32 {
-    (deletes_per_sec * lease.as_secs_f64() / 4.0 / 6.0).clamp(1.0, 400.0) as u32
+/// Longest a duplicate delivery is put back for before it looks at the couple's lease again.
+const DUPLICATE_RECHECK: Duration = Duration::from_secs(30);
+/// How long a duplicate of a couple running in this same worker is put back for.
+const SAME_WORKER_DUPLICATE_PAUSE: Duration = Duration::from_secs(5);
+
+/// A couple marked as running here, unmarked when the job ends (however it ends).
+struct InHand<'a> {
+    set: &'a Mutex<std::collections::HashSet<(RunId, CoupleId)>>,
+    key: (RunId, CoupleId),
+}
+
+impl<'a> InHand<'a> {
+    fn take(
+        set: &'a Mutex<std::collections::HashSet<(RunId, CoupleId)>>,
+        run: RunId,
+        couple: CoupleId,
+    ) -> Option<InHand<'a>> {
+        let key = (run, couple);
+        // Not `then_some`: it would build (and drop) a guard while the lock is held.
+        let inserted = set.lock().expect("in-hand lock").insert(key);
+        if inserted {
+            Some(InHand { set, key })
+        } else {
+            None
+        }
+    }
+}
+
+impl Drop for InHand<'_> {
+    fn drop(&mut self) {
+        self.set.lock().expect("in-hand lock").remove(&self.key);
+    }
+}
+
+/// Photos one sweep claim takes: about ten seconds of the worker's delete share (at some 6 keys a
+/// photo), between 1 and 400. Small claims at low budgets keep the work spread over the fleet, so
+/// that no worker sits idle while another still holds minutes of deletes; at production budgets
+/// a claim fills several 1,000-key requests.
+fn claim_photos(deletes_per_sec: f64) -> u32 {
+    (deletes_per_sec * 10.0 / 6.0).clamp(1.0, 400.0) as u32
 }
 
 /// Waits until `want` messages may be received (job slots and in-flight share both allow it), or
 /// `stop`. Finished messages awaiting their batched delete count as held, so when the in-flight
-/// share is what binds, the settler is told to delete them now.
+/// share is what binds, the settler is told to delete them now rather than after its linger.
 async fn wait_for_room(
     fleet: &Fleet,
     want: usize,
@@ -617,7 +672,9 @@ async fn wait_for_room(
         if fleet.room() >= want.max(1) {
             return true;
         }
-        if fleet.held() >= fleet.in_flight_share() {
+        if fleet.in_flight_share().saturating_sub(fleet.held()) < want.max(1) as u64 {
+            // The in-flight share binds: finished messages waiting to fill a delete batch are
+            // what holds the receive back, so delete them now.
             settler.flush();
         }
         tokio::select! {

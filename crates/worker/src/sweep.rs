@@ -71,31 +71,40 @@ impl SweepBuffer {
         }
     }
 
-    /// Photos whose keys are all gone: their next state, and what stays held (originals to delete
-    /// next under the delete policy).
-    fn finished(&mut self, policy: OriginalsPolicy) -> Vec<(PhotoId, PhotoState)> {
-        let done: Vec<PhotoId> = self
-            .photos
+    /// Photos whose keys are all gone, with their next state (the buffer is not changed: see
+    /// [`SweepBuffer::advanced`], once the catalog has recorded the moves).
+    fn finished(&self, policy: OriginalsPolicy) -> Vec<(PhotoId, PhotoState)> {
+        self.photos
             .iter()
             .filter(|(_, h)| h.keys.is_empty())
-            .map(|(id, _)| *id)
-            .collect();
-        let mut moves = Vec::new();
-        for id in done {
-            let held = self.photos.get_mut(&id).expect("listed above");
+            .map(|(id, held)| {
+                let policy = effective_policy(policy, held.kept);
+                // Every key of the phase is gone: the thumbnails of a switched photo, or the
+                // original of one whose thumbnails went before.
+                let original_deleted = held.state == PhotoState::ThumbsGone;
+                (
+                    *id,
+                    advance_after_deletes(held.state, policy, true, original_deleted),
+                )
+            })
+            .collect()
+    }
+
+    /// The catalog recorded `moves`: photos take their next state, and keep what is left to
+    /// delete in it (originals under the delete policy) or leave the buffer. Until then they stay
+    /// held as they were, so a failed record is simply tried again by the next round.
+    fn advanced(&mut self, moves: &[(PhotoId, PhotoState)], policy: OriginalsPolicy) {
+        for (id, next) in moves {
+            let Some(held) = self.photos.get_mut(id) else {
+                continue;
+            };
             let policy = effective_policy(policy, held.kept);
-            // Every key of the phase is gone: the thumbnails of a switched photo, or the original
-            // of one whose thumbnails went before.
-            let original_deleted = held.state == PhotoState::ThumbsGone;
-            let next = advance_after_deletes(held.state, policy, true, original_deleted);
-            moves.push((id, next));
-            held.state = next;
+            held.state = *next;
             held.keys = keys_for(next.next_step(policy), &[], &held.original);
             if next.is_terminal() {
-                self.photos.remove(&id);
+                self.photos.remove(id);
             }
         }
-        moves
     }
 }
 
@@ -194,6 +203,7 @@ impl SweepContext<'_> {
                     .timed(self.catalog.advance(run, &moves, self.tally))
                     .await
                     .map_err(JobError::retry)?;
+                buffer.advanced(&moves, policy);
                 let done = moves.iter().filter(|(_, s)| *s == PhotoState::Done).count() as u64;
                 Progress::add(&self.progress.photos_finished, done);
                 debug!(photos = moves.len(), "swept");
