@@ -182,9 +182,10 @@ fn drain_hands_over(
     env: &Env,
 ) -> (Output, Duration) {
     let queue = env.queue();
-    // Couples of 16 photos converted one at a time: a job takes several seconds.
+    // Couples of 24 photos converted one at a time: a job takes several seconds, more than the
+    // 3 s drain deadline leaves it.
     let dir = photos(env, "big", 3, 640, 480);
-    seed_and_launch(env, &dir, 6, 16, &queue);
+    seed_and_launch(env, &dir, 6, 24, &queue);
     let mut a_args = vec![
         "--concurrency",
         "2",
@@ -193,12 +194,12 @@ fn drain_hands_over(
         "--record-batch",
         "2",
         "--drain-deadline",
-        "6s",
+        "3s",
         "--exit-when-idle",
     ];
     a_args.extend_from_slice(a_extra);
     let a = work(env, &queue, "drain-a", &a_args);
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_millis(1500));
     // b starts after a took its two jobs, with room for everything a releases.
     let b = work(
         env,
@@ -212,7 +213,7 @@ fn drain_hands_over(
             "--exit-when-idle",
         ],
     );
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_millis(300));
     let told = Instant::now();
     trigger(&a);
     let a_out = a.wait_with_output().unwrap();
@@ -224,7 +225,7 @@ fn drain_hands_over(
         "{}",
         stdout(&b_out)
     );
-    assert_complete(env, 6 * 16);
+    assert_complete(env, 6 * 24);
     (a_out, drained_in)
 }
 
@@ -266,8 +267,8 @@ fn sigterm_drains_within_the_deadline_and_another_worker_takes_over() {
         &env,
     );
     assert!(
-        took < Duration::from_secs(6 + 2),
-        "drain took {took:?} against a 6 s deadline"
+        took < Duration::from_secs(3 + 2),
+        "drain took {took:?} against a 3 s deadline"
     );
     let err = stderr(&a);
     assert!(err.contains("SIGTERM"), "{err}");
