@@ -52,15 +52,15 @@ pub fn charts(d: &ReportData) -> anyhow::Result<Vec<Chart>> {
     let bucket = crate::tables::duration(d.bucket_ms as f64 / 1000.0);
     let x_max = minute(d.finished_ms).max(minute(d.started_ms + d.bucket_ms));
     let mut out = vec![
-        line_chart(
-            "progress",
-            "Progress over time",
-            format!(
+        line_chart(LineChart {
+            id: "progress",
+            title: "Progress over time",
+            caption: format!(
                 "Share of the run's photos recorded (switched, kept or failed) and done, over time (per {bucket})."
             ),
-            "% of photos",
+            y_desc: "% of photos",
             x_max,
-            vec![
+            lines: vec![
                 Line {
                     name: "recorded",
                     color: PHOTOS,
@@ -72,64 +72,64 @@ pub fn charts(d: &ReportData) -> anyhow::Result<Vec<Chart>> {
                     points: cumulative(&d.done),
                 },
             ],
-            Some(100.0),
-            None,
-        )?,
-        line_chart(
-            "photos-per-minute",
-            "Photos per minute",
-            format!("Photos recorded per minute, in buckets of {bucket}."),
-            "photos / min",
+            y_max: Some(100.0),
+            note: None,
+        })?,
+        line_chart(LineChart {
+            id: "photos-per-minute",
+            title: "Photos per minute",
+            caption: format!("Photos recorded per minute, in buckets of {bucket}."),
+            y_desc: "photos / min",
             x_max,
-            vec![Line {
+            lines: vec![Line {
                 name: "photos",
                 color: PHOTOS,
                 points: rate(&d.photos),
             }],
-            None,
-            None,
-        )?,
-        line_chart(
-            "deletes-per-minute",
-            "S3 deletes per minute",
-            format!(
+            y_max: None,
+            note: None,
+        })?,
+        line_chart(LineChart {
+            id: "deletes-per-minute",
+            title: "S3 deletes per minute",
+            caption: format!(
                 "Objects deleted per minute (DeleteObjects keys), in buckets of {bucket}, as recorded with the job attempts."
             ),
-            "objects / min",
+            y_desc: "objects / min",
             x_max,
-            vec![Line {
+            lines: vec![Line {
                 name: "objects deleted",
                 color: DELETES,
                 points: rate(&d.deletes),
             }],
-            None,
-            None,
-        )?,
-        line_chart(
-            "throttles",
-            "Throttling events",
-            format!("Throttling answers (S3 503 SlowDown, SQS OverLimit) per minute, in buckets of {bucket}."),
-            "events / min",
+            y_max: None,
+            note: None,
+        })?,
+        line_chart(LineChart {
+            id: "throttles",
+            title: "Throttling events",
+            caption: format!("Throttling answers (S3 503 SlowDown, SQS OverLimit) per minute, in buckets of {bucket}."),
+            y_desc: "events / min",
             x_max,
-            vec![Line {
+            lines: vec![Line {
                 name: "throttles",
                 color: FAILED,
                 points: rate(&d.throttles),
             }],
-            None,
-            d.throttles
+            y_max: None,
+            note: d.throttles
                 .is_empty()
                 .then_some("no throttling recorded"),
-        )?,
-        line_chart(
-            "failures-per-minute",
-            "Failures, kept photos and retries",
-            format!(
+        })?,
+        line_chart(LineChart {
+            id: "failures-per-minute",
+            title: "Failures, kept photos and retries",
+            caption: format!(
                 "Photos failed and photos kept (original kept as the copy) per minute, and job attempts released for a retry, in buckets of {bucket}."
             ),
-            "per min",
+            y_desc: "per min",
             x_max,
-            vec![
+            lines: vec![
                 Line {
                     name: "failed photos",
                     color: FAILED,
@@ -146,9 +146,9 @@ pub fn charts(d: &ReportData) -> anyhow::Result<Vec<Chart>> {
                     points: rate(&d.retries),
                 },
             ],
-            None,
-            None,
-        )?,
+            y_max: None,
+            note: None,
+        })?,
     ];
     out.push(reasons_chart(d)?);
     Ok(out)
@@ -158,17 +158,31 @@ fn plot_error<E: std::fmt::Display>(e: E) -> anyhow::Error {
     anyhow!("failed to draw a chart: {e}")
 }
 
-#[allow(clippy::too_many_arguments)]
-fn line_chart(
+/// A line chart to draw.
+struct LineChart<'a> {
     id: &'static str,
-    title: &str,
+    title: &'a str,
     caption: String,
-    y_desc: &str,
+    y_desc: &'a str,
     x_max: f64,
     lines: Vec<Line>,
+    /// The top of the y axis (default: a little above the highest point).
     y_max: Option<f64>,
-    note: Option<&str>,
-) -> anyhow::Result<Chart> {
+    /// Text drawn across the chart (for a chart without data).
+    note: Option<&'a str>,
+}
+
+fn line_chart(spec: LineChart<'_>) -> anyhow::Result<Chart> {
+    let LineChart {
+        id,
+        title,
+        caption,
+        y_desc,
+        x_max,
+        lines,
+        y_max,
+        note,
+    } = spec;
     let top = y_max.unwrap_or_else(|| {
         let highest = lines
             .iter()

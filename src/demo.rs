@@ -302,25 +302,23 @@ async fn plan_demo(
         record_batch: WorkerConfig::default().record_batch as u32,
         attempt_statement: true,
     };
-    crate::plan::predict(
-        catalog,
-        store,
-        cpu,
-        settings,
-        crate::plan::Sampling {
+    let instance = crate::plan::Priced {
+        instance_type: instance_type.to_owned(),
+        price: prices.instance(instance_type)?,
+        machine: format!("this machine ({} threads shared)", cpu.threads()),
+    };
+    let setup = crate::plan::Setup {
+        settings: settings.clone(),
+        sampling: crate::plan::Sampling {
             photos: a.plan_sample,
             seed: fastrand::u64(..),
         },
         fleet,
-        recast_core::Budgets::default(),
-        &prices,
-        (
-            instance_type.to_owned(),
-            prices.instance(instance_type)?,
-            format!("this machine ({} threads shared)", cpu.threads()),
-        ),
-    )
-    .await
+        budgets: recast_core::Budgets::default(),
+        prices,
+        instance,
+    };
+    crate::plan::predict(catalog, store, cpu, setup).await
 }
 
 /// Predicted against measured: bytes after and duration, with the error of the prediction.

@@ -76,21 +76,22 @@ pub async fn run(a: PlanArgs) -> anyhow::Result<()> {
         Some(cores) => format!("{cores}-core machines like this one, priced as {instance_type}"),
         None => format!("{instance_type} ({} vCPUs)", instance.vcpus),
     };
-    let report = predict(
-        catalog.as_ref(),
-        store.as_ref(),
-        &cpu,
-        &settings,
-        Sampling {
+    let setup = Setup {
+        settings,
+        sampling: Sampling {
             photos: a.sample,
             seed,
         },
         fleet,
         budgets,
-        &prices,
-        (instance_type, instance, machine),
-    )
-    .await?;
+        prices,
+        instance: Priced {
+            instance_type,
+            price: instance,
+            machine,
+        },
+    };
+    let report = predict(catalog.as_ref(), store.as_ref(), &cpu, setup).await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else if a.markdown {
@@ -108,19 +109,40 @@ pub struct Sampling {
     pub seed: u64,
 }
 
+/// The instance type priced, and what the fleet's machines are, in words.
+#[derive(Debug, Clone)]
+pub struct Priced {
+    pub instance_type: String,
+    pub price: InstancePrice,
+    pub machine: String,
+}
+
+/// What a plan is made for.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub settings: RunSettings,
+    pub sampling: Sampling,
+    pub fleet: Fleet,
+    pub budgets: Budgets,
+    pub prices: PriceTable,
+    pub instance: Priced,
+}
+
 /// Measures the sample and predicts (also used by `demo --plan`).
-#[allow(clippy::too_many_arguments)]
 pub async fn predict(
     catalog: &dyn Catalog,
     store: &dyn ObjectStore,
     cpu: &CpuPool,
-    settings: &RunSettings,
-    sampling: Sampling,
-    fleet: Fleet,
-    budgets: Budgets,
-    prices: &PriceTable,
-    (instance_type, instance, machine): (String, InstancePrice, String),
+    setup: Setup,
 ) -> anyhow::Result<PlanReport> {
+    let Setup {
+        settings,
+        sampling,
+        fleet,
+        budgets,
+        prices,
+        instance,
+    } = setup;
     let totals = catalog
         .totals()
         .await
@@ -128,7 +150,7 @@ pub async fn predict(
     if totals.photos == 0 {
         bail!("the catalog holds no photos: nothing to plan");
     }
-    let sample = measure_sample(catalog, store, cpu, settings, sampling).await?;
+    let sample = measure_sample(catalog, store, cpu, &settings, sampling).await?;
     let input = PlanInput {
         totals,
         sample,
@@ -137,11 +159,11 @@ pub async fn predict(
         budgets,
     };
     let plan = plan(&input);
-    let cost = prices.cost(instance, plan.instance_hours, &plan.requests);
+    let cost = prices.cost(instance.price, plan.instance_hours, &plan.requests);
     Ok(PlanReport {
         seed: sampling.seed,
-        instance_type,
-        machine,
+        instance_type: instance.instance_type,
+        machine: instance.machine,
         storage_per_month_before: prices.storage_per_month(plan.before.bytes),
         storage_per_month_after: prices.storage_per_month(plan.after.bytes),
         input,
