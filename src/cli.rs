@@ -274,7 +274,7 @@ pub struct PlanArgs {
     #[arg(long, env = "RECAST_STORE")]
     pub store: String,
     /// Photos fetched and converted to measure the WebP/original ratio and the CPU cost.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 64)]
     pub sample: u32,
     /// Seed of the random sample, to repeat a plan on the same photos (default: a new one, printed).
     #[arg(long)]
@@ -396,7 +396,7 @@ pub struct DemoArgs {
     #[arg(long)]
     pub plan: bool,
     /// Photos of the plan's sample.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 64)]
     pub plan_sample: u32,
 }
 

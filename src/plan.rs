@@ -224,21 +224,29 @@ async fn measure_sample(
         .try_collect()
         .await?;
     let options = recast_worker::conversion_options(settings, recast_codec::DEFAULT_MAX_PIXELS);
-    let present = fetched.iter().filter(|(_, b)| b.is_some()).count();
-    let started = Instant::now();
+    // Each conversion is timed on its own thread while the others run beside it, as in a
+    // worker: the sum is the core-seconds the sample took, without the idle tail of a batch.
+    // The thread's CPU time is taken where Linux gives it, so that other work on this machine
+    // (a build, say) does not count; elsewhere, the conversion's wall time.
     let conversions = fetched.iter().map(|(_, bytes)| {
         let bytes = bytes.clone();
-        cpu.run(move || bytes.map(|b| recast_codec::convert(&b, &options)))
+        cpu.run(move || {
+            let (started, cpu_before) = (Instant::now(), thread_cpu_seconds());
+            let result = bytes.map(|b| recast_codec::convert(&b, &options));
+            let seconds = match (cpu_before, thread_cpu_seconds()) {
+                (Some(before), Some(after)) => after - before,
+                _ => started.elapsed().as_secs_f64(),
+            };
+            (result, seconds)
+        })
     });
     let results = futures::future::join_all(conversions).await;
-    let wall = started.elapsed().as_secs_f64();
-    let threads = cpu.threads().min(present.max(1)) as u32;
     let mut m = SampleMeasure {
-        cpu_seconds: wall * f64::from(threads),
-        threads,
+        cpu_seconds: results.iter().map(|(_, seconds)| seconds).sum(),
+        threads: cpu.threads() as u32,
         ..SampleMeasure::default()
     };
-    for ((photo, _), result) in fetched.iter().zip(results) {
+    for ((photo, _), (result, _)) in fetched.iter().zip(results) {
         m.photos += 1;
         m.original_bytes += photo.bytes;
         let known_pixels = photo
@@ -275,6 +283,22 @@ async fn measure_sample(
         }
     }
     Ok(m)
+}
+
+/// CPU time of the calling thread (user + system), from /proc/thread-self/stat; `None` where
+/// that does not exist. Ten lines rather than a crate for one syscall's worth of numbers, like
+/// `recast bench`'s process CPU time.
+fn thread_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // After the command name (in parentheses, may hold spaces): state is field 3, utime and
+    // stime are fields 14 and 15, in USER_HZ (100 per second wherever Linux exports them).
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+    let ticks = fields
+        .get(11..13)?
+        .iter()
+        .map(|f| f.parse::<u64>().ok())
+        .sum::<Option<u64>>()?;
+    Some(ticks as f64 / 100.0)
 }
 
 enum Outcome {
@@ -477,4 +501,32 @@ pub fn cost_table(
         tables::dollars(cost.total_dollars),
     ]);
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::thread_cpu_seconds;
+
+    #[test]
+    fn a_threads_cpu_time_counts_its_work_not_its_waits() {
+        let before = thread_cpu_seconds().expect("/proc/thread-self/stat is readable on Linux");
+        // Work until the thread has run 0.2 s of CPU, however busy the machine is.
+        let started = Instant::now();
+        let mut x = 1u64;
+        while thread_cpu_seconds().unwrap() - before < 0.2 {
+            for _ in 0..100_000 {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "no CPU time counted"
+            );
+        }
+        let worked = thread_cpu_seconds().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let slept = thread_cpu_seconds().unwrap() - worked;
+        assert!(slept < 0.05, "sleeping counted {slept} s of CPU");
+    }
 }

@@ -41,7 +41,9 @@ pub struct SampleMeasure {
     pub pixels: u64,
     /// Photos whose pixels are counted in `pixels`.
     pub decoded: u64,
-    /// Wall time of the conversions, run at once on `threads` threads, times `threads`.
+    /// Seconds the conversions took, each timed on its thread (CPU time where the system gives
+    /// it) while the others ran beside it on `threads` threads: core-seconds, as a worker's pool
+    /// spends them.
     pub cpu_seconds: f64,
     pub threads: u32,
 }
