@@ -134,7 +134,11 @@ pub async fn load(
         kept: from_progress(|b| b.kept),
         deletes: from_attempts(|b| b.requests.s3_deleted_objects),
         retries: from_attempts(|b| b.retries),
-        throttles: throttle_series(catalog, run, bucket_ms).await?,
+        // Empty means "nothing records throttling" (the chart says so), not "none happened".
+        throttles: match throttle_series(catalog, run, bucket_ms).await? {
+            t if t.is_empty() => t,
+            t => dense(t),
+        },
         workers,
         worker_hours,
         status,
