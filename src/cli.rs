@@ -13,6 +13,8 @@ pub mod exit {
     pub const OK: u8 = 0;
     /// The command failed; stderr says why.
     pub const FAILED: u8 = 1;
+    /// `verify` found violations (it lists them on stdout).
+    pub const VIOLATIONS: u8 = 3;
 }
 
 #[derive(Debug, Parser)]
@@ -62,6 +64,13 @@ pub enum Command {
     Convert(ConvertArgs),
     /// Codec speed, size and quality on a folder of photos, optionally against cwebp.
     Bench(BenchArgs),
+    /// Dry run: predict a run's result, requests, duration, cost and binding limit from the
+    /// catalog and a sample of its photos; writes nothing.
+    Plan(PlanArgs),
+    /// The result and cost tables of a run and an HTML page of charts, from what was recorded.
+    Report(ReportArgs),
+    /// Audit a run against the store; list each violation and exit 3 if there is any.
+    Verify(VerifyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -81,6 +90,16 @@ impl DbArg {
         recast_catalog::open_with(&self.db, self.db_pool)
             .await
             .context("failed to open the catalog")
+    }
+
+    /// The catalog opened so that nothing can be written to it (for plan, report and verify).
+    pub async fn open_read_only(
+        &self,
+    ) -> anyhow::Result<std::sync::Arc<dyn recast_catalog::Catalog>> {
+        use anyhow::Context;
+        recast_catalog::open_read_only(&self.db)
+            .await
+            .context("failed to open the catalog read-only")
     }
 }
 
@@ -137,6 +156,13 @@ pub struct LaunchArgs {
     /// Run name; an existing run is resumed with its frozen settings.
     #[arg(long, env = "RECAST_RUN", default_value = "main")]
     pub run: String,
+    #[command(flatten)]
+    pub settings: RunSettingsArgs,
+}
+
+/// The settings a run is created with (launch) or planned with (plan).
+#[derive(Debug, Args, Clone)]
+pub struct RunSettingsArgs {
     /// What to do with originals once their WebP is in and their thumbnails gone.
     #[arg(long, env = "RECAST_ORIGINALS", default_value = "keep", value_parser = parse_originals)]
     pub originals: OriginalsPolicy,
@@ -153,6 +179,20 @@ pub struct LaunchArgs {
     /// Carry EXIF into the WebPs (GPS data and the orientation tag are always removed).
     #[arg(long, env = "RECAST_KEEP_EXIF")]
     pub keep_exif: bool,
+}
+
+impl RunSettingsArgs {
+    pub fn settings(&self) -> Result<recast_core::RunSettings, recast_core::SettingsError> {
+        let s = recast_core::RunSettings {
+            quality: self.quality,
+            method: self.method,
+            originals: self.originals,
+            min_score: self.min_score,
+            keep_exif: self.keep_exif,
+        };
+        s.validate()?;
+        Ok(s)
+    }
 }
 
 fn parse_originals(s: &str) -> Result<OriginalsPolicy, String> {
@@ -267,6 +307,114 @@ pub struct StatusArgs {
     #[arg(long, env = "RECAST_RUN")]
     pub run: Option<String>,
     /// Print JSON instead of a table.
+    #[arg(long, conflicts_with = "watch")]
+    pub json: bool,
+    /// Redraw every --interval with rates and an ETA, until the run is complete.
+    #[arg(long)]
+    pub watch: bool,
+    /// Time between two redraws of --watch.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Object store URL of the photos: s3://BUCKET/PREFIX or file:///DIR (only read).
+    #[arg(long, env = "RECAST_STORE")]
+    pub store: String,
+    /// Photos fetched and converted to measure the WebP/original ratio and the CPU cost.
+    #[arg(long, default_value_t = 64)]
+    pub sample: u32,
+    /// Seed of the random sample, to repeat a plan on the same photos (default: a new one, printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Worker processes, one per instance.
+    #[arg(long, default_value_t = 1)]
+    pub workers: u32,
+    /// EC2 instance type of each worker (vCPUs and spot price from the price table); default:
+    /// this machine's cores, priced as c6i.large.
+    #[arg(long)]
+    pub instance_type: Option<String>,
+    /// JSON price file laid over the default prices (see docs/report.md).
+    #[arg(long, env = "RECAST_PRICES")]
+    pub prices: Option<PathBuf>,
+    /// Couples in hand per worker (messages in flight).
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: u32,
+    /// Photos per progress record, as the workers will be given (--record-batch).
+    #[arg(long, default_value_t = 32)]
+    pub record_batch: u32,
+    /// Database statements per second the catalog sustains (an assumption; see docs/report.md).
+    #[arg(long, default_value_t = recast_core::DEFAULT_DB_STATEMENTS_PER_SECOND)]
+    pub db_statements_per_sec: f64,
+    /// Budget: S3 objects deleted per minute per bucket.
+    #[arg(long, default_value_t = 5_000_000.0)]
+    pub s3_deletes_per_min: f64,
+    /// Budget: S3 PUT requests per second per prefix.
+    #[arg(long, default_value_t = 3_000.0)]
+    pub s3_puts_per_sec: f64,
+    /// Budget: S3 GET requests per second per prefix.
+    #[arg(long, default_value_t = 5_000.0)]
+    pub s3_gets_per_sec: f64,
+    /// Budget: SQS messages in flight.
+    #[arg(long, default_value_t = 100_000.0)]
+    pub sqs_in_flight: f64,
+    #[command(flatten)]
+    pub settings: RunSettingsArgs,
+    /// Print JSON instead of tables.
+    #[arg(long, conflicts_with = "markdown")]
+    pub json: bool,
+    /// Print Markdown tables.
+    #[arg(long)]
+    pub markdown: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Run name (default: the most recent run).
+    #[arg(long, env = "RECAST_RUN")]
+    pub run: Option<String>,
+    /// Folder to write index.html, report.md and report.json into (created if absent).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// JSON price file laid over the default prices (see docs/report.md).
+    #[arg(long, env = "RECAST_PRICES")]
+    pub prices: Option<PathBuf>,
+    /// EC2 instance type the workers ran on, for their price (the catalog does not record it).
+    #[arg(long, default_value = "c6i.large")]
+    pub instance_type: String,
+    /// Width of the charts' time buckets (default: from the run's length, 1 s to 6 h).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub bucket: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Object store URL: s3://BUCKET/PREFIX or file:///DIR (only read).
+    #[arg(long, env = "RECAST_STORE")]
+    pub store: String,
+    /// Run name (default: the most recent run).
+    #[arg(long, env = "RECAST_RUN")]
+    pub run: Option<String>,
+    /// Audit this many photos picked at random instead of every photo.
+    #[arg(long)]
+    pub sample: Option<u32>,
+    /// Seed of --sample (default: a new one, printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// WebPs decoded, at most (the first ones audited); the others are checked by size and CRC32C.
+    #[arg(long, default_value_t = 16)]
+    pub decode: u32,
+    /// Store requests in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub parallelism: usize,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -295,6 +443,12 @@ pub struct DemoArgs {
     /// Side of generated photos, when --photos is not given (width; height is 3/4 of it).
     #[arg(long, env = "RECAST_SYNTH_WIDTH", default_value_t = 1600)]
     pub synth_width: u32,
+    /// Run `plan` on the seeded catalog first, and print predicted against measured at the end.
+    #[arg(long)]
+    pub plan: bool,
+    /// Photos of the plan's sample.
+    #[arg(long, default_value_t = 64)]
+    pub plan_sample: u32,
 }
 
 /// Codec settings shared by `convert` and `bench`.
@@ -366,10 +520,17 @@ pub fn main() -> ExitCode {
             Command::Queue(c) => crate::queue::run(c).await,
             Command::Convert(a) => crate::convert::run(a).await,
             Command::Bench(a) => crate::bench::run(a).await,
+            Command::Plan(a) => crate::plan::run(a).await,
+            Command::Report(a) => crate::report::run(a).await,
+            Command::Verify(a) => crate::verify::run(a).await,
         }
     });
     match result {
         Ok(()) => ExitCode::from(exit::OK),
+        Err(e) if e.downcast_ref::<crate::verify::ViolationsFound>().is_some() => {
+            eprintln!("recast: {e}");
+            ExitCode::from(exit::VIOLATIONS)
+        }
         Err(e) => {
             eprintln!("recast: error: {e:#}");
             ExitCode::from(exit::FAILED)

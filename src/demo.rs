@@ -71,6 +71,23 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
         seeded.photos, seeded.thumbnails
     ));
 
+    // 1b. With --plan, a plan of the seeded catalog, made as `recast plan` makes it, before the run.
+    let planned = if a.plan {
+        let plan_bar = bars.add(ProgressBar::new_spinner().with_prefix("plan"));
+        plan_bar.set_message(format!("converting a sample of {} photos", a.plan_sample));
+        plan_bar.enable_steady_tick(BAR_REFRESH);
+        let report = plan_demo(&a, catalog.as_ref(), store.as_ref(), &cpu, &settings).await?;
+        plan_bar.finish_with_message(format!(
+            "predicted {} after, {} at {:.2} photos/s",
+            mb(report.plan.after.bytes),
+            crate::tables::duration(report.plan.duration_seconds),
+            report.plan.photos_per_second
+        ));
+        Some(report)
+    } else {
+        None
+    };
+
     // 2. The codec-only ceiling: decode+encode of the same photos on all cores, nothing else.
     let sample = sample_originals(
         catalog.as_ref(),
@@ -184,6 +201,13 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
     );
     println!("  ratio         {:>12.2}  of the ceiling", rate / ceiling);
     println!("  files in      {}", dir.display());
+    if let Some(p) = planned {
+        println!();
+        print!(
+            "{}",
+            plan_against_reality(&p, bytes_after, elapsed.as_secs_f64()).terminal()
+        );
+    }
     if !status.is_complete() {
         anyhow::bail!("the run did not complete; see `recast status --db {db_url}`");
     }
@@ -261,4 +285,74 @@ pub async fn codec_ceiling(cpu: &CpuPool, sample: &[Bytes], settings: &RunSettin
         .map(|bytes| cpu.run(move || recast_codec::convert(&bytes, &options).is_ok()));
     futures::future::join_all(jobs).await;
     sample.len() as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The plan `demo --plan` makes: the fleet is the demo's, every worker in this process sharing
+/// one CPU pool, so one machine of this machine's cores whatever the number of workers.
+async fn plan_demo(
+    a: &DemoArgs,
+    catalog: &dyn Catalog,
+    store: &dyn ObjectStore,
+    cpu: &CpuPool,
+    settings: &RunSettings,
+) -> anyhow::Result<crate::plan::PlanReport> {
+    let prices = recast_core::PriceTable::default();
+    let instance_type = crate::plan::DEFAULT_INSTANCE_TYPE;
+    let fleet = recast_core::Fleet {
+        workers: a.workers.max(1) as u32,
+        instances: 1,
+        vcpus_per_instance: cpu.threads() as u32,
+        concurrency: WorkerConfig::default().concurrency as u32,
+        record_batch: WorkerConfig::default().record_batch as u32,
+        attempt_statement: true,
+    };
+    let instance = crate::plan::Priced {
+        instance_type: instance_type.to_owned(),
+        price: prices.instance(instance_type)?,
+        machine: format!("this machine ({} threads shared)", cpu.threads()),
+    };
+    let setup = crate::plan::Setup {
+        settings: settings.clone(),
+        sampling: crate::plan::Sampling {
+            photos: a.plan_sample,
+            seed: fastrand::u64(..),
+        },
+        fleet,
+        budgets: recast_core::PlanBudgets::default(),
+        prices,
+        instance,
+    };
+    crate::plan::predict(catalog, store, cpu, setup).await
+}
+
+/// Predicted against measured: bytes after and duration, with the error of the prediction.
+fn plan_against_reality(
+    p: &crate::plan::PlanReport,
+    bytes_after: u64,
+    seconds: f64,
+) -> crate::tables::Table {
+    use crate::tables::{bytes, duration, error_percent, Table};
+    let mut t = Table::new(
+        format!(
+            "plan against reality (plan: a sample of {} photos, seed {})",
+            p.input.sample.photos, p.seed
+        ),
+        &["", "predicted", "measured", "error"],
+    );
+    t.row(vec![
+        "bytes after".into(),
+        bytes(p.plan.after.bytes),
+        bytes(bytes_after),
+        format!(
+            "{:+.1}%",
+            error_percent(p.plan.after.bytes as f64, bytes_after as f64)
+        ),
+    ]);
+    t.row(vec![
+        "duration".into(),
+        duration(p.plan.duration_seconds),
+        duration(seconds),
+        format!("{:+.1}%", error_percent(p.plan.duration_seconds, seconds)),
+    ]);
+    t
 }

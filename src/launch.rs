@@ -27,15 +27,9 @@ pub async fn run(a: LaunchArgs) -> anyhow::Result<()> {
     let queue = recast_queue::open(&a.queue)
         .await
         .context("failed to open the queue")?;
-    let settings = RunSettings {
-        quality: a.quality,
-        method: a.method,
-        originals: a.originals,
-        min_score: a.min_score,
-        keep_exif: a.keep_exif,
-    };
-    settings.validate()?;
+    let settings = a.settings.settings()?;
     let (run, r) = launch(catalog.as_ref(), queue.as_ref(), &a.run, &settings).await?;
+    catalog.close().await;
     println!(
         "run {:?} {}: enqueued {} couples now, {} in all (originals: {}, quality {})",
         run.name,

@@ -1,14 +1,21 @@
 //! `recast`: migrate a photo store to one WebP per photo, safely, resumably, at fleet scale.
 
 mod bench;
+mod charts;
 mod cli;
 mod convert;
 mod demo;
 mod launch;
 mod logging;
+mod plan;
 mod queue;
+mod report;
+mod report_page;
 mod seed;
 mod status;
+mod tables;
+mod verify;
+mod watch;
 mod work;
 
 fn main() -> std::process::ExitCode {

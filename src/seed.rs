@@ -67,6 +67,7 @@ pub async fn run(a: SeedArgs) -> anyhow::Result<()> {
         synth_width: 1600,
     };
     let r = seed(&plan, catalog.as_ref(), store, &CpuPool::per_core(), None).await?;
+    catalog.close().await;
     println!(
         "seeded {} couples, {} photos, {} thumbnails ({:.1} MB){}",
         r.couples,

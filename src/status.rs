@@ -8,8 +8,14 @@ use crate::cli::StatusArgs;
 
 pub async fn run(a: StatusArgs) -> anyhow::Result<()> {
     let catalog = a.db.open().await?;
+    if a.watch {
+        let watched = crate::watch::watch(catalog.as_ref(), a.run.as_deref(), a.interval).await;
+        catalog.close().await;
+        return watched;
+    }
     let run = catalog.run(a.run.as_deref()).await?;
     let status = catalog.status(&run).await?;
+    catalog.close().await;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&to_json(&status))?);
     } else {

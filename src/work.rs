@@ -65,7 +65,7 @@ pub async fn run(a: WorkArgs) -> anyhow::Result<()> {
     let config = worker_config(name, &a.tuning, &a.fleet, a.exit_when_idle);
     let worker = Worker::new(
         config,
-        catalog,
+        catalog.clone(),
         store,
         queue,
         cpu,
@@ -81,6 +81,8 @@ pub async fn run(a: WorkArgs) -> anyhow::Result<()> {
         ));
     }
     let summary = worker.run(stop).await;
+    // Folds an SQLite catalog's WAL back into its file.
+    catalog.close().await;
     println!(
         "worker done: {} jobs completed, {} released for retry, {} released by a drain or their time limit, {} duplicates deferred, {} dead-lettered",
         summary.jobs_completed,

@@ -270,9 +270,22 @@ fn demo_runs_end_to_end_and_prints_its_table() {
             "2",
             "--synth-width",
             "320",
+            "--plan",
+            "--plan-sample",
+            "4",
         ])
         .output()
         .unwrap();
     assert_success(&again, &["demo again"]);
-    assert!(String::from_utf8_lossy(&again.stdout).contains("2 couples"));
+    let again = String::from_utf8_lossy(&again.stdout);
+    assert!(again.contains("2 couples"), "{again}");
+    // With --plan, the plan made before the run is set against what the run measured.
+    assert!(again.contains("plan against reality"), "{again}");
+    for row in ["bytes after", "duration"] {
+        let line = again
+            .lines()
+            .find(|l| l.trim_start().starts_with(row))
+            .unwrap_or_else(|| panic!("no {row:?} row in:\n{again}"));
+        assert!(line.ends_with('%'), "{line}");
+    }
 }

@@ -5,12 +5,14 @@ use async_trait::async_trait;
 use std::time::Duration;
 
 use recast_core::{
-    BudgetOverrides, Budgets, CoupleId, JobPhoto, PhotoId, PhotoState, RunSettings, Tally,
+    BudgetOverrides, Budgets, CatalogTotals, CoupleId, JobPhoto, PhotoId, PhotoState, RunSettings,
+    Tally,
 };
 
 use crate::{
-    CatalogError, Checkpoint, CoupleJob, FleetView, Heartbeat, JobAttempt, Lease, NewCouple,
-    ProgressRow, ProgressUpdate, Run, RunStatus, SweepItem, WorkerInfo, WorkerSample,
+    AttemptBucket, AuditPhoto, CatalogError, Checkpoint, CoupleJob, FleetView, Heartbeat,
+    JobAttempt, Lease, NewCouple, ProgressBucket, ProgressRow, ProgressUpdate, Run, RunStatus,
+    SamplePhoto, SweepItem, WorkerInfo, WorkerSample, WorkerSpan,
 };
 
 /// The catalog and the progress ledger.
@@ -183,4 +185,51 @@ pub trait Catalog: Send + Sync + Debug {
         owner: &str,
         tally: &Tally,
     ) -> Result<(), CatalogError>;
+
+    // Operators' reports (`plan`, `report`, `verify`): reads only, not on the hot path, so they
+    // take no tally. They work on a catalog opened read-only ([`crate::open_read_only`]).
+
+    /// What the catalog holds, whatever any run did: `plan` predicts a run over all of it.
+    async fn totals(&self) -> Result<CatalogTotals, CatalogError>;
+
+    /// Up to `n` distinct photos picked at random, the same ones for the same `seed`: points drawn
+    /// uniformly over the photo ids, each taking the first photo at or after it (one indexed
+    /// statement per point), so a photo after a gap in the ids is a little more likely. Fewer
+    /// than `n` photos only when the catalog holds fewer.
+    async fn sample_photos(&self, n: u32, seed: u64) -> Result<Vec<SamplePhoto>, CatalogError>;
+
+    /// The run's job attempts summed by the bucket of `bucket_ms` their finish falls in, in time
+    /// order (buckets without attempts are absent).
+    async fn attempt_series(
+        &self,
+        run: &Run,
+        bucket_ms: i64,
+    ) -> Result<Vec<AttemptBucket>, CatalogError>;
+
+    /// The run's photos by bucket of `bucket_ms`: first recorded (by `created_at`) and done (by
+    /// the `updated_at` of the move to done), in time order.
+    async fn progress_series(
+        &self,
+        run: &Run,
+        bucket_ms: i64,
+    ) -> Result<Vec<ProgressBucket>, CatalogError>;
+
+    /// Each worker's first start and last finish among the run's attempts (the producer's
+    /// excluded), by worker name.
+    async fn worker_spans(&self, run: &Run) -> Result<Vec<WorkerSpan>, CatalogError>;
+
+    /// Up to `limit` photos of the catalog with an id above `after`, in id order, with their keys
+    /// and what the run recorded for them (one statement).
+    async fn audit_photos(
+        &self,
+        run: &Run,
+        after: Option<PhotoId>,
+        limit: u32,
+    ) -> Result<Vec<AuditPhoto>, CatalogError>;
+
+    /// Closes the connections and waits for them. On SQLite the last connection to close
+    /// checkpoints the WAL into the main file and removes the `-wal` and `-shm` files, so that a
+    /// catalog no process has open is one self-contained file, which a read-only reader can then
+    /// read without touching anything ([`crate::open_read_only`]). Later calls fail.
+    async fn close(&self);
 }

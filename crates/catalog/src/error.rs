@@ -16,6 +16,8 @@ pub enum CatalogError {
     },
     #[error("catalog holds an impossible value: {0}")]
     Corrupt(String),
+    #[error("the catalog cannot be read without writing to it: {0}")]
+    SchemaNotCurrent(String),
 }
 
 impl CatalogError {

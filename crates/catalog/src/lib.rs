@@ -8,7 +8,9 @@ mod error;
 mod fleet;
 mod model;
 mod postgres;
+mod reporting;
 mod rows;
+mod schema;
 mod sqlite;
 mod status;
 
@@ -23,6 +25,7 @@ pub use model::{
     WorkerSample,
 };
 pub use postgres::PgCatalog;
+pub use reporting::{AttemptBucket, AuditPhoto, ProgressBucket, SamplePhoto, WorkerSpan};
 pub use sqlite::SqliteCatalog;
 pub use status::{RunStatus, StateTotals};
 
@@ -43,6 +46,22 @@ pub async fn open_with(url: &str, pool_size: u32) -> Result<Arc<dyn Catalog>, Ca
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(Arc::new(PgCatalog::open(url, pool_size).await?));
+    }
+    Err(CatalogError::BadUrl {
+        url: url.to_owned(),
+        reason: "unknown database URL; expected sqlite://PATH or postgres://...".to_owned(),
+    })
+}
+
+/// Opens an existing catalog for reading only: no file or table is created, no migration runs and
+/// every write fails (SQLite `mode=ro`; PostgreSQL sessions with `default_transaction_read_only`).
+/// For `plan`, `report` and `verify`, which must change nothing. The schema must be up to date.
+pub async fn open_read_only(url: &str) -> Result<Arc<dyn Catalog>, CatalogError> {
+    if url.starts_with("sqlite:") {
+        return Ok(Arc::new(SqliteCatalog::open_read_only(url).await?));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Arc::new(PgCatalog::open_read_only(url).await?));
     }
     Err(CatalogError::BadUrl {
         url: url.to_owned(),

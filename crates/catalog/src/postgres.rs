@@ -5,18 +5,23 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use recast_core::{CoupleId, JobPhoto, PhotoId, PhotoState, RunId, RunSettings, Tally};
+use recast_core::{
+    CatalogTotals, CoupleId, JobPhoto, PhotoId, PhotoState, RunId, RunSettings, Tally,
+};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
 use crate::rows::{
-    group_jobs, group_sweep, progress_row, push_progress_values, state_of, state_totals, JobRow,
-    ProgressTuple, StateTuple, SweepRow,
+    attempt_bucket, catalog_totals, group_audit, group_jobs, group_sweep, progress_bucket,
+    progress_row, push_progress_values, sample_photo, sample_points, state_of, state_totals,
+    AttemptBucketRow, AuditRow, JobRow, ProgressBucketRow, ProgressTuple, SampleRow, StateTuple,
+    SweepRow, TotalsRow,
 };
 use crate::sqlite::sweepable_states;
 use crate::{
-    now_ms, Catalog, CatalogError, Checkpoint, CoupleJob, FleetView, Heartbeat, JobAttempt, Lease,
-    NewCouple, ProgressRow, ProgressUpdate, Run, RunStatus, SweepItem, WorkerInfo, WorkerSample,
+    now_ms, AttemptBucket, AuditPhoto, Catalog, CatalogError, Checkpoint, CoupleJob, FleetView,
+    Heartbeat, JobAttempt, Lease, NewCouple, ProgressBucket, ProgressRow, ProgressUpdate, Run,
+    RunStatus, SamplePhoto, SweepItem, WorkerInfo, WorkerSample, WorkerSpan,
 };
 
 /// How long to wait for a pooled connection before the operation fails (and the job is retried).
@@ -44,6 +49,27 @@ impl PgCatalog {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
+        Ok(PgCatalog { pool })
+    }
+
+    /// Opens the catalog with sessions that refuse writes (`default_transaction_read_only`), and
+    /// without migrating it: its schema must be up to date.
+    pub async fn open_read_only(url: &str) -> Result<PgCatalog, CatalogError> {
+        let options: PgConnectOptions =
+            url.parse().map_err(|e: sqlx::Error| CatalogError::BadUrl {
+                url: redact_password(url),
+                reason: e.to_string(),
+            })?;
+        let options = options.options([("default_transaction_read_only", "on")]);
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await?;
+        let applied = sqlx::query_scalar(crate::schema::APPLIED_VERSIONS)
+            .fetch_all(&pool)
+            .await;
+        crate::schema::check_applied(applied, &MIGRATOR)?;
         Ok(PgCatalog { pool })
     }
 
@@ -626,6 +652,139 @@ impl Catalog for PgCatalog {
     ) -> Result<(), CatalogError> {
         self.fleet_release_couple(run, couple, owner, tally).await
     }
+
+    async fn totals(&self) -> Result<CatalogTotals, CatalogError> {
+        let row: TotalsRow = sqlx::query_as(
+            "SELECT (SELECT count(DISTINCT couple_id) FROM photos),
+                    (SELECT count(*) FROM photos), (SELECT coalesce(sum(bytes), 0)::bigint FROM photos),
+                    (SELECT count(*) FROM thumbnails), (SELECT coalesce(sum(bytes), 0)::bigint FROM thumbnails),
+                    (SELECT coalesce(sum(width * height), 0)::bigint FROM photos WHERE width IS NOT NULL AND height IS NOT NULL),
+                    (SELECT count(*) FROM photos WHERE width IS NOT NULL AND height IS NOT NULL)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(catalog_totals(row))
+    }
+
+    async fn sample_photos(&self, n: u32, seed: u64) -> Result<Vec<SamplePhoto>, CatalogError> {
+        let (count, min, max): (i64, Option<i64>, Option<i64>) =
+            sqlx::query_as("SELECT count(*), min(id), max(id) FROM photos")
+                .fetch_one(&self.pool)
+                .await?;
+        let columns = "SELECT id, original_key, bytes, width, height FROM photos";
+        if count <= i64::from(n) {
+            let rows: Vec<SampleRow> = sqlx::query_as(&format!("{columns} ORDER BY id"))
+                .fetch_all(&self.pool)
+                .await?;
+            return Ok(rows.into_iter().map(sample_photo).collect());
+        }
+        let (Some(min), Some(max)) = (min, max) else {
+            return Ok(Vec::new());
+        };
+        let mut picked = std::collections::BTreeMap::new();
+        for point in sample_points(min, max, n, seed) {
+            if picked.len() == n as usize {
+                break;
+            }
+            let row: Option<SampleRow> =
+                sqlx::query_as(&format!("{columns} WHERE id >= $1 ORDER BY id LIMIT 1"))
+                    .bind(point)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if let Some(row) = row {
+                picked.insert(row.0, row);
+            }
+        }
+        Ok(picked.into_values().map(sample_photo).collect())
+    }
+
+    async fn attempt_series(
+        &self,
+        run: &Run,
+        bucket_ms: i64,
+    ) -> Result<Vec<AttemptBucket>, CatalogError> {
+        let rows: Vec<AttemptBucketRow> = sqlx::query_as(
+            "SELECT (finished_at / $1) * $1 AS b, count(*),
+                    count(*) FILTER (WHERE outcome = 'retry'),
+                    coalesce(sum(photos) FILTER (WHERE outcome = 'complete'), 0)::bigint,
+                    sum(s3_get)::bigint, sum(s3_put)::bigint, sum(s3_delete_requests)::bigint,
+                    sum(s3_deleted_objects)::bigint, sum(sqs_requests)::bigint, sum(db_statements)::bigint
+             FROM job_attempts WHERE run_id = $2 GROUP BY b ORDER BY b",
+        )
+        .bind(bucket_ms.max(1))
+        .bind(run.id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(attempt_bucket).collect())
+    }
+
+    async fn progress_series(
+        &self,
+        run: &Run,
+        bucket_ms: i64,
+    ) -> Result<Vec<ProgressBucket>, CatalogError> {
+        let rows: Vec<ProgressBucketRow> = sqlx::query_as(
+            "SELECT b, sum(recorded)::bigint, sum(failed)::bigint, sum(kept)::bigint, sum(done)::bigint FROM (
+                 SELECT (created_at / $1) * $1 AS b, 1 AS recorded,
+                        CASE WHEN state = 'failed' THEN 1 ELSE 0 END AS failed,
+                        CASE WHEN kept_reason IS NOT NULL THEN 1 ELSE 0 END AS kept, 0 AS done
+                 FROM photo_progress WHERE run_id = $2
+                 UNION ALL
+                 SELECT (updated_at / $1) * $1, 0, 0, 0, 1
+                 FROM photo_progress WHERE run_id = $2 AND state = 'done'
+             ) AS steps GROUP BY b ORDER BY b",
+        )
+        .bind(bucket_ms.max(1))
+        .bind(run.id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(progress_bucket).collect())
+    }
+
+    async fn worker_spans(&self, run: &Run) -> Result<Vec<WorkerSpan>, CatalogError> {
+        let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT worker, min(started_at), max(finished_at), count(*) FROM job_attempts
+             WHERE run_id = $1 AND outcome <> 'producer' GROUP BY worker ORDER BY worker",
+        )
+        .bind(run.id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(worker, first, last, n)| WorkerSpan {
+                worker,
+                first_started_ms: first,
+                last_finished_ms: last,
+                attempts: n as u64,
+            })
+            .collect())
+    }
+
+    async fn audit_photos(
+        &self,
+        run: &Run,
+        after: Option<PhotoId>,
+        limit: u32,
+    ) -> Result<Vec<AuditPhoto>, CatalogError> {
+        let rows: Vec<AuditRow> = sqlx::query_as(
+            "SELECT p.id, p.couple_id, p.original_key, coalesce(pp.state, 'pending'), pp.webp_key,
+                    pp.webp_bytes, pp.webp_crc32c, pp.kept_reason, pp.failure_reason, t.key
+             FROM (SELECT id, couple_id, original_key FROM photos WHERE id > $1 ORDER BY id LIMIT $2) p
+             LEFT JOIN photo_progress pp ON pp.run_id = $3 AND pp.photo_id = p.id
+             LEFT JOIN thumbnails t ON t.photo_id = p.id
+             ORDER BY p.id, t.key",
+        )
+        .bind(after.map_or(i64::MIN, |p| p.0))
+        .bind(i64::from(limit))
+        .bind(run.id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        group_audit(rows)
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
 }
 
 #[cfg(test)]
@@ -639,6 +798,18 @@ mod server_tests {
         let again = super::PgCatalog::open(&url, 2).await.unwrap();
         use crate::Catalog;
         assert!(again.max_ids().await.unwrap().0 .0 > 0);
+    }
+
+    #[tokio::test]
+    async fn postgres_catalog_opens_read_only() {
+        let url = crate::conformance::fresh_postgres().await;
+        let rw = super::PgCatalog::open(&url, 2).await.unwrap();
+        let ro = super::PgCatalog::open_read_only(&url).await.unwrap();
+        crate::conformance::read_only_reads_and_refuses_writes(&rw, &ro).await;
+        // A database without recast's schema is refused with a reason, and left as it was.
+        let empty = crate::conformance::fresh_postgres().await;
+        let err = super::PgCatalog::open_read_only(&empty).await.unwrap_err();
+        assert!(err.to_string().contains("no recast schema"), "{err}");
     }
 }
 

@@ -1,11 +1,12 @@
 //! Conversions from plain row tuples to the model, shared by every backend so that each backend
 //! holds only its SQL.
 
-use recast_core::{CoupleId, JobPhoto, PhotoId, PhotoState};
+use recast_core::{CatalogTotals, CoupleId, JobPhoto, PhotoId, PhotoState};
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
 use crate::{
-    CatalogError, CoupleJob, ProgressRow, ProgressUpdate, Run, StateTotals, SweepItem, WebpRecord,
+    AttemptBucket, AuditPhoto, CatalogError, CoupleJob, ProgressBucket, ProgressRow,
+    ProgressUpdate, Run, SamplePhoto, StateTotals, SweepItem, WebpRecord,
 };
 
 /// (couple id, photo id, original key, thumbnail key), ordered by couple, photo, thumbnail.
@@ -174,4 +175,126 @@ pub(crate) fn push_progress_values<'a, DB>(
             _ => None,
         });
     });
+}
+
+/// (photo id, couple id, original key, state, webp key, webp bytes, webp crc32c, kept reason,
+/// failure reason, thumbnail key), ordered by photo, thumbnail.
+pub(crate) type AuditRow = (
+    i64,
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+pub(crate) fn group_audit(rows: Vec<AuditRow>) -> Result<Vec<AuditPhoto>, CatalogError> {
+    let mut photos: Vec<AuditPhoto> = Vec::new();
+    for (photo, couple, original, state, key, bytes, crc, kept, failure, thumb) in rows {
+        let photo = PhotoId(photo);
+        if photos.last().map(|p| p.photo) != Some(photo) {
+            photos.push(AuditPhoto {
+                photo,
+                couple: CoupleId(couple),
+                original_key: original,
+                thumbs: Vec::new(),
+                state: state_of(&state)?,
+                // A kept photo's record names its original, not a WebP.
+                webp: key.filter(|_| kept.is_none()).map(|key| WebpRecord {
+                    key,
+                    bytes: bytes.unwrap_or_default() as u64,
+                    crc32c: crc.unwrap_or_default() as u32,
+                }),
+                kept_reason: kept,
+                failure_reason: failure,
+            });
+        }
+        if let Some(t) = thumb {
+            photos.last_mut().expect("pushed above").thumbs.push(t);
+        }
+    }
+    Ok(photos)
+}
+
+/// (bucket start, attempts, retries, photos, s3 get, s3 put, delete requests, deleted objects,
+/// sqs requests, db statements).
+pub(crate) type AttemptBucketRow = (i64, i64, i64, i64, i64, i64, i64, i64, i64, i64);
+
+pub(crate) fn attempt_bucket(
+    (start_ms, attempts, retries, photos, get, put, dr, dobj, sqs, db): AttemptBucketRow,
+) -> AttemptBucket {
+    let n = |v: i64| v.max(0) as u64;
+    AttemptBucket {
+        start_ms,
+        attempts: n(attempts),
+        retries: n(retries),
+        photos: n(photos),
+        requests: recast_core::TallySnapshot {
+            s3_get: n(get),
+            s3_put: n(put),
+            s3_delete_requests: n(dr),
+            s3_deleted_objects: n(dobj),
+            sqs_requests: n(sqs),
+            db_statements: n(db),
+        },
+    }
+}
+
+/// (bucket start, recorded, failed, kept, done).
+pub(crate) type ProgressBucketRow = (i64, i64, i64, i64, i64);
+
+pub(crate) fn progress_bucket(
+    (start_ms, recorded, failed, kept, done): ProgressBucketRow,
+) -> ProgressBucket {
+    let n = |v: i64| v.max(0) as u64;
+    ProgressBucket {
+        start_ms,
+        recorded: n(recorded),
+        failed: n(failed),
+        kept: n(kept),
+        done: n(done),
+    }
+}
+
+/// (couples with photos, photos, original bytes, thumbnails, thumbnail bytes, pixels, photos with
+/// dimensions).
+pub(crate) type TotalsRow = (i64, i64, i64, i64, i64, i64, i64);
+
+pub(crate) fn catalog_totals(
+    (couples, photos, bytes, thumbs, thumb_bytes, pixels, with_dims): TotalsRow,
+) -> CatalogTotals {
+    let n = |v: i64| v.max(0) as u64;
+    CatalogTotals {
+        couples: n(couples),
+        photos: n(photos),
+        original_bytes: n(bytes),
+        thumbnails: n(thumbs),
+        thumbnail_bytes: n(thumb_bytes),
+        pixels: n(pixels),
+        photos_with_dimensions: n(with_dims),
+    }
+}
+
+/// (photo id, original key, bytes, width, height).
+pub(crate) type SampleRow = (i64, String, i64, Option<i64>, Option<i64>);
+
+pub(crate) fn sample_photo((id, key, bytes, w, h): SampleRow) -> SamplePhoto {
+    SamplePhoto {
+        photo: PhotoId(id),
+        original_key: key,
+        bytes: bytes.max(0) as u64,
+        width: w.and_then(|v| u32::try_from(v).ok()),
+        height: h.and_then(|v| u32::try_from(v).ok()),
+    }
+}
+
+/// Random points in `min..=max` for a sample of `n` photos, the same for the same seed: more
+/// points than photos wanted, since two points may land on the same photo.
+pub(crate) fn sample_points(min: i64, max: i64, n: u32, seed: u64) -> Vec<i64> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    (0..u64::from(n) * 4).map(|_| rng.i64(min..=max)).collect()
 }

@@ -5,17 +5,22 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use recast_core::{CoupleId, JobPhoto, PhotoId, PhotoState, RunId, RunSettings, Tally};
+use recast_core::{
+    CatalogTotals, CoupleId, JobPhoto, PhotoId, PhotoState, RunId, RunSettings, Tally,
+};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use crate::rows::{
-    group_jobs, group_sweep, progress_row, push_progress_values, state_of, state_totals, JobRow,
-    ProgressTuple, StateTuple, SweepRow,
+    attempt_bucket, catalog_totals, group_audit, group_jobs, group_sweep, progress_bucket,
+    progress_row, push_progress_values, sample_photo, sample_points, state_of, state_totals,
+    AttemptBucketRow, AuditRow, JobRow, ProgressBucketRow, ProgressTuple, SampleRow, StateTuple,
+    SweepRow, TotalsRow,
 };
 use crate::{
-    now_ms, Catalog, CatalogError, Checkpoint, CoupleJob, FleetView, Heartbeat, JobAttempt, Lease,
-    NewCouple, ProgressRow, ProgressUpdate, Run, RunStatus, SweepItem, WorkerInfo, WorkerSample,
+    now_ms, AttemptBucket, AuditPhoto, Catalog, CatalogError, Checkpoint, CoupleJob, FleetView,
+    Heartbeat, JobAttempt, Lease, NewCouple, ProgressBucket, ProgressRow, ProgressUpdate, Run,
+    RunStatus, SamplePhoto, SweepItem, WorkerInfo, WorkerSample, WorkerSpan,
 };
 
 /// How long a statement waits for another process's write lock before failing.
@@ -62,6 +67,47 @@ impl SqliteCatalog {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
+        Ok(SqliteCatalog { pool })
+    }
+
+    /// Opens an existing catalog read-only: nothing is created, migrated or written, and a write
+    /// fails. Its schema must be up to date.
+    ///
+    /// A read-only connection to a WAL database still creates the `-wal` and `-shm` files beside
+    /// it when they are absent (and, unable to checkpoint, leaves them). So when no `-wal` file is
+    /// there — no process has the catalog open and all of it is in the main file — the file is
+    /// opened `immutable`: read without locks or side files, leaving the folder byte-for-byte as
+    /// it was. Should a writer open it meanwhile and checkpoint, such a read can fail or be
+    /// stale; run the command again. When a `-wal` file is there (a process has the catalog
+    /// open), the connection is `mode=ro` and reads through the existing WAL.
+    pub async fn open_read_only(url: &str) -> Result<SqliteCatalog, CatalogError> {
+        let bad = |reason: String| CatalogError::BadUrl {
+            url: url.to_owned(),
+            reason,
+        };
+        let path = url
+            .strip_prefix("sqlite://")
+            .ok_or_else(|| bad("expected sqlite://PATH".into()))?;
+        let path = path.split_once('?').map_or(path, |(p, _)| p);
+        if !std::path::Path::new(path).is_file() {
+            return Err(bad(format!("no catalog file at {path}")));
+        }
+        // No journal mode is set: the file's own (WAL) stays, and nothing is written to set it.
+        let in_use = std::path::Path::new(&format!("{path}-wal")).exists();
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .read_only(true)
+            .immutable(!in_use)
+            .create_if_missing(false)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await?;
+        let applied = sqlx::query_scalar(crate::schema::APPLIED_VERSIONS)
+            .fetch_all(&pool)
+            .await;
+        crate::schema::check_applied(applied, &MIGRATOR)?;
         Ok(SqliteCatalog { pool })
     }
 
@@ -607,6 +653,146 @@ impl Catalog for SqliteCatalog {
     ) -> Result<(), CatalogError> {
         self.fleet_release_couple(run, couple, owner, tally).await
     }
+
+    async fn totals(&self) -> Result<CatalogTotals, CatalogError> {
+        let row: TotalsRow = sqlx::query_as(
+            "SELECT (SELECT count(DISTINCT couple_id) FROM photos),
+                    (SELECT count(*) FROM photos), (SELECT coalesce(sum(bytes), 0) FROM photos),
+                    (SELECT count(*) FROM thumbnails), (SELECT coalesce(sum(bytes), 0) FROM thumbnails),
+                    (SELECT coalesce(sum(width * height), 0) FROM photos WHERE width IS NOT NULL AND height IS NOT NULL),
+                    (SELECT count(*) FROM photos WHERE width IS NOT NULL AND height IS NOT NULL)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(catalog_totals(row))
+    }
+
+    async fn sample_photos(&self, n: u32, seed: u64) -> Result<Vec<SamplePhoto>, CatalogError> {
+        let (count, min, max): (i64, Option<i64>, Option<i64>) =
+            sqlx::query_as("SELECT count(*), min(id), max(id) FROM photos")
+                .fetch_one(&self.pool)
+                .await?;
+        let columns = "SELECT id, original_key, bytes, width, height FROM photos";
+        if count <= i64::from(n) {
+            let rows: Vec<SampleRow> = sqlx::query_as(&format!("{columns} ORDER BY id"))
+                .fetch_all(&self.pool)
+                .await?;
+            return Ok(rows.into_iter().map(sample_photo).collect());
+        }
+        let (Some(min), Some(max)) = (min, max) else {
+            return Ok(Vec::new());
+        };
+        let mut picked = std::collections::BTreeMap::new();
+        for point in sample_points(min, max, n, seed) {
+            if picked.len() == n as usize {
+                break;
+            }
+            let row: Option<SampleRow> =
+                sqlx::query_as(&format!("{columns} WHERE id >= ? ORDER BY id LIMIT 1"))
+                    .bind(point)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if let Some(row) = row {
+                picked.insert(row.0, row);
+            }
+        }
+        Ok(picked.into_values().map(sample_photo).collect())
+    }
+
+    async fn attempt_series(
+        &self,
+        run: &Run,
+        bucket_ms: i64,
+    ) -> Result<Vec<AttemptBucket>, CatalogError> {
+        let bucket = bucket_ms.max(1);
+        let rows: Vec<AttemptBucketRow> = sqlx::query_as(
+            "SELECT (finished_at / ?) * ? AS b, count(*),
+                    sum(CASE WHEN outcome = 'retry' THEN 1 ELSE 0 END),
+                    sum(CASE WHEN outcome = 'complete' THEN photos ELSE 0 END),
+                    sum(s3_get), sum(s3_put), sum(s3_delete_requests), sum(s3_deleted_objects),
+                    sum(sqs_requests), sum(db_statements)
+             FROM job_attempts WHERE run_id = ? GROUP BY b ORDER BY b",
+        )
+        .bind(bucket)
+        .bind(bucket)
+        .bind(run.id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(attempt_bucket).collect())
+    }
+
+    async fn progress_series(
+        &self,
+        run: &Run,
+        bucket_ms: i64,
+    ) -> Result<Vec<ProgressBucket>, CatalogError> {
+        let bucket = bucket_ms.max(1);
+        let rows: Vec<ProgressBucketRow> = sqlx::query_as(
+            "SELECT b, sum(recorded), sum(failed), sum(kept), sum(done) FROM (
+                 SELECT (created_at / ?) * ? AS b, 1 AS recorded,
+                        CASE WHEN state = 'failed' THEN 1 ELSE 0 END AS failed,
+                        CASE WHEN kept_reason IS NOT NULL THEN 1 ELSE 0 END AS kept, 0 AS done
+                 FROM photo_progress WHERE run_id = ?
+                 UNION ALL
+                 SELECT (updated_at / ?) * ?, 0, 0, 0, 1
+                 FROM photo_progress WHERE run_id = ? AND state = 'done'
+             ) GROUP BY b ORDER BY b",
+        )
+        .bind(bucket)
+        .bind(bucket)
+        .bind(run.id.0)
+        .bind(bucket)
+        .bind(bucket)
+        .bind(run.id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(progress_bucket).collect())
+    }
+
+    async fn worker_spans(&self, run: &Run) -> Result<Vec<WorkerSpan>, CatalogError> {
+        let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT worker, min(started_at), max(finished_at), count(*) FROM job_attempts
+             WHERE run_id = ? AND outcome <> 'producer' GROUP BY worker ORDER BY worker",
+        )
+        .bind(run.id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(worker, first, last, n)| WorkerSpan {
+                worker,
+                first_started_ms: first,
+                last_finished_ms: last,
+                attempts: n as u64,
+            })
+            .collect())
+    }
+
+    async fn audit_photos(
+        &self,
+        run: &Run,
+        after: Option<PhotoId>,
+        limit: u32,
+    ) -> Result<Vec<AuditPhoto>, CatalogError> {
+        let rows: Vec<AuditRow> = sqlx::query_as(
+            "SELECT p.id, p.couple_id, p.original_key, coalesce(pp.state, 'pending'), pp.webp_key,
+                    pp.webp_bytes, pp.webp_crc32c, pp.kept_reason, pp.failure_reason, t.key
+             FROM (SELECT id, couple_id, original_key FROM photos WHERE id > ? ORDER BY id LIMIT ?) p
+             LEFT JOIN photo_progress pp ON pp.run_id = ? AND pp.photo_id = p.id
+             LEFT JOIN thumbnails t ON t.photo_id = p.id
+             ORDER BY p.id, t.key",
+        )
+        .bind(after.map_or(i64::MIN, |p| p.0))
+        .bind(i64::from(limit))
+        .bind(run.id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        group_audit(rows)
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
 }
 
 /// The states a sweep has work for under the run's policy, as an SQL list.
@@ -656,5 +842,32 @@ mod tests {
         let again = super::SqliteCatalog::open(&url).await.unwrap();
         use crate::Catalog;
         assert!(again.max_ids().await.unwrap().0 .0 > 0);
+    }
+
+    #[tokio::test]
+    async fn sqlite_catalog_opens_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/catalog.db", dir.path().display());
+        let missing = super::SqliteCatalog::open_read_only(&url)
+            .await
+            .unwrap_err();
+        assert!(missing.to_string().contains("no catalog file"), "{missing}");
+        assert!(!dir.path().join("catalog.db").exists(), "nothing created");
+        let rw = super::SqliteCatalog::open(&url).await.unwrap();
+        let ro = super::SqliteCatalog::open_read_only(&url).await.unwrap();
+        crate::conformance::read_only_reads_and_refuses_writes(&rw, &ro).await;
+        // A file that is not a recast catalog is refused with a reason.
+        let other = dir.path().join("other.db");
+        let plain = super::SqliteCatalog::open(&format!("sqlite://{}", other.display()))
+            .await
+            .unwrap();
+        sqlx::query("DROP TABLE _sqlx_migrations")
+            .execute(&plain.pool)
+            .await
+            .unwrap();
+        let err = super::SqliteCatalog::open_read_only(&format!("sqlite://{}", other.display()))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("no recast schema"), "{err}");
     }
 }

@@ -1,10 +1,13 @@
-//! recast's pure domain: identifiers, run settings, job messages and the photo state machine.
+//! recast's pure domain: identifiers, run settings, job messages, the photo state machine, and the
+//! plan and cost model.
 //!
 //! Nothing here does I/O or knows an SDK; every other crate depends on these types.
 
 mod budget;
 mod ids;
 mod job;
+mod plan;
+mod prices;
 mod settings;
 mod state;
 mod tally;
@@ -12,6 +15,11 @@ mod tally;
 pub use budget::{BudgetOverrides, Budgets, Share};
 pub use ids::{CoupleId, PhotoId, RunId};
 pub use job::{JobMessage, JobPhoto, MessageError, JOB_MESSAGE_VERSION};
+pub use plan::{
+    plan, CatalogTotals, Fleet, Footprint, Limit, LimitUse, Plan, PlanBudgets, PlanInput,
+    SampleMeasure, DEFAULT_DB_STATEMENTS_PER_SECOND, PIPELINE_EFFICIENCY, TAIL_SECONDS,
+};
+pub use prices::{Cost, InstancePrice, PriceError, PriceTable, BILLED_GB};
 pub use settings::{OriginalsPolicy, RunSettings, SettingsError, DEFAULT_MIN_SCORE};
 pub use state::{advance_after_deletes, webp_key, FailureReason, KeptReason, PhotoState, Step};
 pub use tally::{Tally, TallySnapshot};
