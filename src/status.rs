@@ -15,13 +15,43 @@ pub async fn run(a: StatusArgs) -> anyhow::Result<()> {
     }
     let run = catalog.run(a.run.as_deref()).await?;
     let status = catalog.status(&run).await?;
+    let workers = catalog.workers(&run.name).await?;
+    let budgets = catalog.budgets(&run.name).await?;
     catalog.close().await;
+    let now = now_ms();
+    let live = workers
+        .iter()
+        .filter(|w| w.is_live(now, FLEET_STALE_AFTER))
+        .count();
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&to_json(&status))?);
+        let mut json = to_json(&status);
+        json["fleet"] = json!({
+            "live_workers": live,
+            "workers": workers,
+            "budgets": budgets,
+        });
+        println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         print!("{}", render(&status));
+        println!(
+            "fleet     {live} live of {} registered workers; budgets: {} deletes/min, {} PUT/s, {} GET/s, {} in flight",
+            workers.len(),
+            budgets.s3_deletes_per_min,
+            budgets.s3_puts_per_sec,
+            budgets.s3_gets_per_sec,
+            budgets.max_in_flight
+        );
     }
     Ok(())
+}
+
+/// A worker not heard from for this long counts as gone (three of the default 10 s heartbeats).
+const FLEET_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 pub fn to_json(s: &RunStatus) -> serde_json::Value {

@@ -146,6 +146,15 @@ fn status_reports_a_finished_run_in_text_and_json() {
     let json: serde_json::Value =
         serde_json::from_str(&env.ok(&["status", "--db", &db, "--json"])).unwrap();
     assert_eq!(json["complete"], true);
+    // The worker registered in the run's fleet and left it when it was done.
+    assert_eq!(json["fleet"]["live_workers"], 0);
+    assert_eq!(json["fleet"]["workers"].as_array().unwrap().len(), 1);
+    assert_eq!(json["fleet"]["workers"][0]["stop_reason"], "idle");
+    assert_eq!(json["fleet"]["budgets"]["max_in_flight"], 100_000);
+    assert!(
+        text.contains("fleet     0 live of 1 registered workers"),
+        "{text}"
+    );
     let photos = json["photos_total"].as_u64().unwrap();
     assert!(photos >= 4);
     assert_eq!(
