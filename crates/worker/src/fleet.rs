@@ -419,17 +419,22 @@ impl Fleet {
             .store((s.at_ms - s.interval_ms) as u64, Ordering::Relaxed);
     }
 
-    /// Registers (storing the budgets this worker was given) or heartbeats, with a sample.
-    pub async fn beat(&self) -> bool {
-        let sample = self.take_sample();
-        let beat = Heartbeat {
+    /// This worker's heartbeat now, carrying `sample`.
+    fn heartbeat_with<'a>(&'a self, sample: &'a WorkerSample) -> Heartbeat<'a> {
+        Heartbeat {
             run_name: &self.settings.run_name,
             worker: &self.name,
             started_at_ms: self.started_at_ms,
             now_ms: now_ms(),
             stale_after: self.settings.stale_after(),
-            sample: Some(&sample),
-        };
+            sample: Some(sample),
+        }
+    }
+
+    /// Registers (storing the budgets this worker was given) or heartbeats, with a sample.
+    pub async fn beat(&self) -> bool {
+        let sample = self.take_sample();
+        let beat = self.heartbeat_with(&sample);
         let tally = Tally::child_of(self.totals.clone());
         match self.timed(self.catalog.heartbeat(&beat, &tally)).await {
             Ok(view) => {
@@ -484,14 +489,7 @@ impl Fleet {
     /// Leaves the fleet: the worker no longer counts as live, and its last sample is stored.
     pub async fn deregister(&self, reason: &str) {
         let sample = self.take_sample();
-        let beat = Heartbeat {
-            run_name: &self.settings.run_name,
-            worker: &self.name,
-            started_at_ms: self.started_at_ms,
-            now_ms: now_ms(),
-            stale_after: self.settings.stale_after(),
-            sample: Some(&sample),
-        };
+        let beat = self.heartbeat_with(&sample);
         if let Err(e) = self
             .catalog
             .deregister(&beat, reason, &Tally::default())
