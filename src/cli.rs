@@ -349,18 +349,21 @@ pub struct PlanArgs {
     /// Database statements per second the catalog sustains (an assumption; see docs/report.md).
     #[arg(long, default_value_t = recast_core::DEFAULT_DB_STATEMENTS_PER_SECOND)]
     pub db_statements_per_sec: f64,
-    /// Budget: S3 objects deleted per minute per bucket.
-    #[arg(long, default_value_t = 5_000_000.0)]
-    pub s3_deletes_per_min: f64,
-    /// Budget: S3 PUT requests per second per prefix.
-    #[arg(long, default_value_t = 3_000.0)]
-    pub s3_puts_per_sec: f64,
-    /// Budget: S3 GET requests per second per prefix.
-    #[arg(long, default_value_t = 5_000.0)]
-    pub s3_gets_per_sec: f64,
-    /// Budget: SQS messages in flight.
-    #[arg(long, default_value_t = 100_000.0)]
-    pub sqs_in_flight: f64,
+    /// The run whose stored fleet budgets are the default of the four budget flags.
+    #[arg(long = "run", env = "RECAST_RUN", default_value = "main")]
+    pub run: String,
+    /// Budget: S3 objects deleted per minute per bucket (default: the run's, else 5,000,000).
+    #[arg(long)]
+    pub s3_deletes_per_min: Option<u64>,
+    /// Budget: S3 PUT requests per second per prefix (default: the run's, else 3,000).
+    #[arg(long)]
+    pub s3_puts_per_sec: Option<u64>,
+    /// Budget: S3 GET requests per second per prefix (default: the run's, else 5,000).
+    #[arg(long)]
+    pub s3_gets_per_sec: Option<u64>,
+    /// Budget: queue messages in flight (default: the run's, else 100,000).
+    #[arg(long)]
+    pub max_in_flight: Option<u64>,
     #[command(flatten)]
     pub settings: RunSettingsArgs,
     /// Print JSON instead of tables.
