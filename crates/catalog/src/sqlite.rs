@@ -791,6 +791,13 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn close(&self) {
+        // Fold the WAL back into the file and empty it before the last connection goes, so that a
+        // closed catalog is one file whatever the timing of the connections' own close.
+        if !self.pool.is_closed() {
+            let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await;
+        }
         self.pool.close().await;
     }
 }
