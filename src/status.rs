@@ -18,10 +18,12 @@ pub async fn run(a: StatusArgs) -> anyhow::Result<()> {
     let workers = catalog.workers(&run.name).await?;
     let budgets = catalog.budgets(&run.name).await?;
     catalog.close().await;
-    let now = now_ms();
+    let now = crate::launch::now_ms();
+    // Stale as the workers judge it with their default heartbeat.
+    let stale_after = recast_worker::FleetSettings::default().stale_after();
     let live = workers
         .iter()
-        .filter(|w| w.is_live(now, FLEET_STALE_AFTER))
+        .filter(|w| w.is_live(now, stale_after))
         .count();
     if a.json {
         let mut json = to_json(&status);
@@ -43,15 +45,6 @@ pub async fn run(a: StatusArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// A worker not heard from for this long counts as gone (three of the default 10 s heartbeats).
-const FLEET_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 pub fn to_json(s: &RunStatus) -> serde_json::Value {

@@ -32,6 +32,16 @@ impl JobError {
             reason: reason.to_string(),
         }
     }
+
+    /// A catalog error: retried when the database may answer later, abandoned otherwise (an
+    /// unknown run, a malformed row).
+    pub fn catalog(e: recast_catalog::CatalogError) -> JobError {
+        if e.is_transient() {
+            JobError::retry(e)
+        } else {
+            JobError::abort(e)
+        }
+    }
 }
 
 /// Backoff before the `attempt`-th retry of a job: 2 s doubling up to 2 min, with up to 50% jitter

@@ -83,7 +83,6 @@ pub(crate) struct Fleet {
     /// Something that bounds receives changed (a message settled, a job ended, a share moved).
     pub room: Notify,
     latencies: Mutex<(Instant, Vec<Duration>)>,
-    last_p95: Mutex<Option<Duration>>,
     sample: SampleCounters,
     last_sample_at: AtomicU64,
     /// Cuts of the concurrency, for tests and metrics.
@@ -149,7 +148,6 @@ impl Fleet {
             max_concurrency,
             room: Notify::new(),
             latencies: Mutex::new((Instant::now(), Vec::new())),
-            last_p95: Mutex::new(None),
             sample: SampleCounters::default(),
             last_sample_at: AtomicU64::new(now_ms() as u64),
             db_backoffs: AtomicU64::new(0),
@@ -175,8 +173,6 @@ impl Fleet {
             self.sample
                 .limiter_wait_ms
                 .fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
-            metrics::counter!("recast_limiter_wait_seconds_total", "budget" => b.label())
-                .increment(waited.as_millis() as u64 / 1000);
             metrics::histogram!("recast_limiter_wait_seconds", "budget" => b.label())
                 .record(waited.as_secs_f64());
         }
@@ -309,7 +305,6 @@ impl Fleet {
                 Some(v[(v.len() * 95).div_ceil(100) - 1])
             }
         };
-        *self.last_p95.lock().expect("p95 lock") = p95;
         let target = self.settings.db_latency_target;
         let allowed = self.allowed();
         let next = match p95 {

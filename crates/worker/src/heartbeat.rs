@@ -23,7 +23,7 @@ pub(crate) async fn with_heartbeat<F: Future>(
     receipt: &Receipt,
     visibility: Duration,
     tally: &Tally,
-    lease: Option<LeaseRenewal<'_>>,
+    lease: LeaseRenewal<'_>,
 ) -> F::Output {
     let period = visibility / 2;
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
@@ -37,12 +37,11 @@ pub(crate) async fn with_heartbeat<F: Future>(
                 if let Err(e) = queue.change_visibility(receipt, visibility).await {
                     tracing::warn!(error = %e, "failed to extend the visibility of a running job");
                 }
-                if let Some(l) = &lease {
-                    match l.catalog.lease_couple(l.run, l.couple, l.owner, visibility, l.stale_after, tally).await {
-                        Ok(Lease::Granted { .. }) => {}
-                        Ok(Lease::HeldBy { owner, .. }) => tracing::warn!(holder = %owner, "lost the couple's lease to another worker; the guarded writes keep the progress right"),
-                        Err(e) => tracing::warn!(error = %e, "failed to renew the couple's lease"),
-                    }
+                let l = &lease;
+                match l.catalog.lease_couple(l.run, l.couple, l.owner, visibility, l.stale_after, tally).await {
+                    Ok(Lease::Granted { .. }) => {}
+                    Ok(Lease::HeldBy { owner, .. }) => tracing::warn!(holder = %owner, "lost the couple's lease to another worker; the guarded writes keep the progress right"),
+                    Err(e) => tracing::warn!(error = %e, "failed to renew the couple's lease"),
                 }
             }
         }

@@ -85,13 +85,7 @@ impl JobContext<'_> {
         first_delivery: bool,
         stop: &JobStop,
     ) -> Result<JobReport, JobError> {
-        let db = |e: recast_catalog::CatalogError| {
-            if e.is_transient() {
-                JobError::retry(e)
-            } else {
-                JobError::abort(e)
-            }
-        };
+        let db = JobError::catalog;
         let from_message = photos.is_some();
         let photos = match photos {
             Some(p) => p,

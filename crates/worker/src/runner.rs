@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use recast_catalog::{Catalog, CatalogError, JobAttempt, Lease, Run};
+use recast_catalog::{Catalog, JobAttempt, Lease, Run};
 use recast_core::{CoupleId, JobMessage, RunId, Tally};
 use recast_queue::{JobQueue, ReceivedMessage, MAX_BATCH};
 use recast_store::ObjectStore;
@@ -387,11 +387,7 @@ impl Worker {
             .catalog
             .run(Some(name))
             .await
-            .map_err(|e| match e {
-                CatalogError::NoSuchRun(_) => JobError::abort(e),
-                e if e.is_transient() => JobError::retry(e),
-                e => JobError::abort(e),
-            })?;
+            .map_err(JobError::catalog)?;
         self.inner
             .runs
             .lock()
@@ -457,7 +453,7 @@ impl Worker {
                     &message.receipt,
                     me.config.visibility,
                     &tally,
-                    Some(renewal),
+                    renewal,
                 )
                 .await
             }
@@ -480,7 +476,7 @@ impl Worker {
                 Err(JobError::Retry { reason }) => {
                     // What this attempt did not get to record is counted with a later one.
                     me.overhead.absorb(tally.take());
-                    self.release(&message, &reason, &me.overhead).await;
+                    self.release(&message, &reason).await;
                     "retry"
                 }
                 Err(JobError::Release { reason }) => {
@@ -526,13 +522,7 @@ impl Worker {
                 tally,
             ))
             .await
-            .map_err(|e| {
-                if e.is_transient() {
-                    JobError::retry(e)
-                } else {
-                    JobError::abort(e)
-                }
-            })?;
+            .map_err(JobError::catalog)?;
         match lease {
             Lease::Granted { .. } => Ok(()),
             Lease::HeldBy { owner, until_ms } => Err(JobError::Busy { owner, until_ms }),
@@ -555,15 +545,12 @@ impl Worker {
         (self.inner.fleet.deletes.burst() as usize).clamp(1, recast_store::MAX_DELETE_BATCH)
     }
 
-    async fn release(&self, message: &ReceivedMessage, reason: &str, tally: &Tally) {
+    /// Puts a job back for a retry after a backoff that grows with its receives.
+    async fn release(&self, message: &ReceivedMessage, reason: &str) {
         let me = &self.inner;
         let backoff = retry_backoff(message.receive_count);
         warn!(reason, retry_in = ?backoff, "job released for a retry");
-        tally.sqs(1);
-        if let Err(e) = me.queue.change_visibility(&message.receipt, backoff).await {
-            warn!(error = %e, "failed to set the retry backoff; the visibility timeout will release the job");
-        }
-        me.fleet.settled(1);
+        self.put_back(message, backoff, reason).await;
         Progress::add(&me.progress.jobs_retried, 1);
         me.summary.lock().expect("summary lock").jobs_retried += 1;
     }
