@@ -6,6 +6,7 @@
 mod budget;
 mod ids;
 mod job;
+mod pattern;
 mod plan;
 mod prices;
 mod settings;
@@ -15,6 +16,7 @@ mod tally;
 pub use budget::{BudgetOverrides, Budgets, Share};
 pub use ids::{CoupleId, PhotoId, RunId};
 pub use job::{JobMessage, JobPhoto, MessageError, JOB_MESSAGE_VERSION};
+pub use pattern::{KeyMatch, KeyPattern, PatternError, Var};
 pub use plan::{
     plan, CatalogTotals, Fleet, Footprint, Limit, LimitUse, Plan, PlanBudgets, PlanInput,
     SampleMeasure, DEFAULT_DB_STATEMENTS_PER_SECOND, PIPELINE_EFFICIENCY, TAIL_SECONDS,
