@@ -1,4 +1,4 @@
-//! The photo state machine of DESIGN.md:
+//! The photo state machine (docs/architecture.md):
 //!
 //! ```text
 //! pending ──encode+put──▶ stored ──record──▶ switched ──delete thumbs──▶ thumbs_gone ──(policy)──▶ done
