@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use recast_catalog::{Catalog, JobAttempt, Lease, Run};
+use recast_catalog::{Catalog, Lease, Run};
 use recast_core::{CoupleId, JobMessage, RunId, Tally};
 use recast_queue::{JobQueue, ReceivedMessage, MAX_BATCH};
 use recast_store::ObjectStore;
@@ -16,7 +16,6 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::budgeted::BudgetedStore;
-use crate::error::retry_backoff;
 use crate::fleet::{Fleet, FleetSettings};
 use crate::heartbeat::{with_heartbeat, LeaseRenewal};
 use crate::job::{JobContext, JobStop};
@@ -24,6 +23,7 @@ use crate::settle::Settler;
 use crate::sweep::SweepBuffer;
 use crate::{now_ms, redact_id, CountingStore, CpuPool, JobError, Progress};
 
+mod messages;
 mod tail;
 
 /// How long to wait before receiving again after the queue answered OverLimit.
@@ -470,23 +470,6 @@ impl Worker {
         .await
     }
 
-    /// Stops the worker because of an error no job can get past; the binary reports `reason`.
-    fn halt(&self, reason: String) {
-        tracing::error!(%reason, "stopping the worker");
-        self.inner
-            .fatal
-            .lock()
-            .expect("fatal lock")
-            .get_or_insert(reason);
-        self.inner.halt.cancel();
-    }
-
-    /// Why the worker stopped by itself, if it did (a store that denies its writes, a queue that
-    /// does not exist): the process should exit non-zero with this line.
-    pub fn fatal(&self) -> Option<String> {
-        self.inner.fatal.lock().expect("fatal lock").clone()
-    }
-
     /// Takes the couple's lease, so that a duplicate delivery is not worked on by two live
     /// workers at once; recording the job's attempt ends it.
     async fn lease(&self, run: &Run, couple: CoupleId, tally: &Tally) -> Result<(), JobError> {
@@ -509,75 +492,10 @@ impl Worker {
         }
     }
 
-    /// Makes a message visible again after `after` (zero: at once, for any worker).
-    async fn put_back(&self, message: &ReceivedMessage, after: Duration, reason: &str) {
-        let me = &self.inner;
-        me.overhead.sqs(1);
-        if let Err(e) = me.queue.change_visibility(&message.receipt, after).await {
-            warn!(error = %e, reason, "failed to release the message; its visibility timeout will");
-        }
-        me.fleet.settled(1);
-    }
-
     /// The keys one DeleteObjects request may carry: the worker's delete share of two seconds,
     /// at most S3's 1,000.
     fn delete_batch(&self) -> usize {
         (self.inner.fleet.deletes.burst() as usize).clamp(1, recast_store::MAX_DELETE_BATCH)
-    }
-
-    /// Puts a job back for a retry after a backoff that grows with its receives.
-    async fn release(&self, message: &ReceivedMessage, reason: &str) {
-        let me = &self.inner;
-        let backoff = retry_backoff(message.receive_count);
-        warn!(reason, retry_in = ?backoff, "job released for a retry");
-        self.put_back(message, backoff, reason).await;
-        Progress::add(&me.progress.jobs_retried, 1);
-        me.summary.lock().expect("summary lock").jobs_retried += 1;
-    }
-
-    async fn dead_letter(&self, message: &ReceivedMessage, reason: &str) {
-        let me = &self.inner;
-        warn!(message_id = %message.id, reason, "message can never be processed; moving it to the dead-letter queue");
-        me.overhead.sqs(1);
-        if let Err(e) = me.queue.dead_letter(message, reason).await {
-            warn!(error = %e, "failed to dead-letter; the queue's redrive will do it after its maximum receives");
-        }
-        me.fleet.settled(1);
-        Progress::add(&me.progress.jobs_dead_lettered, 1);
-        me.summary.lock().expect("summary lock").jobs_dead_lettered += 1;
-    }
-
-    /// Records the requests no job has taken yet, so that `status` counts every request.
-    async fn flush_overhead(&self) {
-        let me = &self.inner;
-        let run = me
-            .runs
-            .lock()
-            .expect("runs lock")
-            .values()
-            .max_by_key(|r| r.id)
-            .cloned();
-        let Some(run) = run else {
-            return;
-        };
-        let requests = me.overhead.take();
-        if requests == Default::default() {
-            return;
-        }
-        let now = now_ms();
-        let attempt = JobAttempt {
-            run: run.id,
-            couple: None,
-            worker: me.config.name.clone(),
-            outcome: "overhead".to_owned(),
-            photos: 0,
-            requests,
-            started_at_ms: now,
-            finished_at_ms: now,
-        };
-        if let Err(e) = me.catalog.record_attempt(&attempt, &Tally::default()).await {
-            warn!(error = %e, "failed to record the worker's remaining request counts");
-        }
     }
 }
 
