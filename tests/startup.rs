@@ -81,7 +81,7 @@ fn work_args<'a>(db: &'a str, store: &'a str, queue: &'a str) -> Vec<&'a str> {
 async fn a_queue_that_does_not_exist_is_named() {
     let env = launched().await;
     let (db, store) = (env.db(), env.store());
-    let missing = format!("{}-nope", env.queue());
+    let missing = format!("{}-nope", env.sqs_queue().unwrap());
     let (line, _) = refused(&env, &work_args(&db, &store, &missing), &[]);
     assert!(line.contains("queue does not exist"), "{line}");
     assert!(line.contains("recast queue create"), "{line}");
@@ -103,13 +103,13 @@ async fn a_bucket_that_does_not_exist_is_named() {
 async fn missing_credentials_are_named() {
     let env = launched().await;
     let (db, store, queue) = (env.db(), env.store(), env.queue());
-    let mut cmd_env = vec![
+    let cmd_env = [
         ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials"),
         ("AWS_CONFIG_FILE", "/nonexistent/config"),
         ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_ACCESS_KEY_ID", ""),
+        ("AWS_SECRET_ACCESS_KEY", ""),
     ];
-    cmd_env.push(("AWS_ACCESS_KEY_ID", ""));
-    cmd_env.push(("AWS_SECRET_ACCESS_KEY", ""));
     let (line, _) = refused(&env, &work_args(&db, &store, &queue), &cmd_env);
     assert!(line.contains("no AWS credentials"), "{line}");
 }
