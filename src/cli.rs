@@ -158,6 +158,10 @@ pub struct LaunchArgs {
     pub run: String,
     #[command(flatten)]
     pub settings: RunSettingsArgs,
+    /// Send again every couple of the run that is not complete (messages lost to a purge, the
+    /// queue's retention or a wrong queue); safe, since jobs are idempotent.
+    #[arg(long, env = "RECAST_REQUEUE")]
+    pub requeue: bool,
 }
 
 /// The settings a run is created with (launch) or planned with (plan).
@@ -297,6 +301,10 @@ pub struct WorkTuning {
     /// How long a sweep's claim on photos lasts; a dead worker's claims pass to others after it.
     #[arg(long, env = "RECAST_SWEEP_LEASE", default_value = "5m", value_parser = humantime::parse_duration)]
     pub sweep_lease: Duration,
+    /// Longest a switched photo's thumbnails wait to be deleted: a DeleteObjects request that has
+    /// not filled to 1,000 keys goes out once its keys have waited this long.
+    #[arg(long, env = "RECAST_SWEEP_MAX_WAIT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub sweep_max_wait: Duration,
 }
 
 #[derive(Debug, Args)]

@@ -23,12 +23,27 @@ pub struct LaunchReport {
 }
 
 pub async fn run(a: LaunchArgs) -> anyhow::Result<()> {
-    let catalog = a.db.open().await?;
+    crate::preflight::credentials(&[&a.queue]).await?;
+    let catalog = crate::preflight::catalog_opened(
+        recast_catalog::open_with(&a.db.db, a.db.db_pool).await,
+        &a.db.db,
+    )?;
     let queue = recast_queue::open(&a.queue)
         .await
         .context("failed to open the queue")?;
+    crate::preflight::queue(queue.as_ref(), &a.queue).await?;
     let settings = a.settings.settings()?;
+    // An existing run is checked against its queue before anything is sent; a new one (or one
+    // launched before runs were bound) is bound once launched.
+    if let Ok(existing) = catalog.run(Some(&a.run)).await {
+        crate::preflight::queue_binding(catalog.as_ref(), &existing, &a.queue, false).await?;
+    }
     let (run, r) = launch(catalog.as_ref(), queue.as_ref(), &a.run, &settings).await?;
+    crate::preflight::queue_binding(catalog.as_ref(), &run, &a.queue, true).await?;
+    if a.requeue {
+        let n = requeue(catalog.as_ref(), queue.as_ref(), &run).await?;
+        println!("run {:?}: requeued {n} couples not complete", run.name);
+    }
     catalog.close().await;
     println!(
         "run {:?} {}: enqueued {} couples now, {} in all (originals: {}, quality {})",
@@ -117,6 +132,43 @@ pub async fn launch(
     };
     catalog.record_attempt(&attempt, &tally).await?;
     Ok((run, report))
+}
+
+/// Sends again every couple of the run with a photo not yet recorded, page by page in batches of
+/// ten. The messages get dedup ids of their own (the first ones' may be remembered by the queue);
+/// a couple delivered twice is harmless, since jobs are idempotent.
+pub async fn requeue(
+    catalog: &dyn Catalog,
+    queue: &dyn JobQueue,
+    run: &Run,
+) -> anyhow::Result<u64> {
+    let stamp = now_ms();
+    let tally = Tally::default();
+    let mut after = None;
+    let mut sent = 0u64;
+    loop {
+        let page = catalog
+            .unfinished_couples_after(run, after, PAGE, &tally)
+            .await?;
+        let Some(last) = page.last().map(|j| j.couple) else {
+            break;
+        };
+        for batch in page.chunks(MAX_BATCH) {
+            let messages: Vec<OutgoingMessage> = batch
+                .iter()
+                .filter(|j| !j.photos.is_empty())
+                .map(|j| {
+                    let mut m = message(run, j);
+                    m.dedup_id = format!("{}/requeue-{stamp}", m.dedup_id);
+                    m
+                })
+                .collect();
+            send_all(queue, &messages, &tally).await?;
+            sent += messages.len() as u64;
+        }
+        after = Some(last);
+    }
+    Ok(sent)
 }
 
 /// Sends a batch, re-sending the entries that failed, with backoff.

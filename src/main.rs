@@ -8,6 +8,7 @@ mod demo;
 mod launch;
 mod logging;
 mod plan;
+mod preflight;
 mod queue;
 mod report;
 mod report_page;

@@ -90,6 +90,12 @@ impl Env {
         )
     }
 
+    /// The SQS queue created on the test server by [`Env::on_services`] (`queue` stays the
+    /// embedded one).
+    pub fn sqs_queue(&self) -> Option<String> {
+        self.services.as_ref().map(|(_, _, q)| q.clone())
+    }
+
     /// A folder with the shared photos plus one corrupt file, for `seed --photos`.
     pub fn photos_with_corrupt(&self) -> PathBuf {
         let dir = self.path("photos");

@@ -10,7 +10,7 @@ mod spot;
 
 use std::time::Duration;
 
-pub use spot::{watch_interruptions, Interruption};
+pub use spot::{on_ec2, watch_interruptions, Interruption};
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -50,4 +50,23 @@ pub async fn sdk_config() -> &'static SdkConfig {
                 .await
         })
         .await
+}
+
+/// Checks that the standard chain yields credentials, without sending a request to a service
+/// (a chain with none fails here rather than on every request of a worker).
+pub async fn check_credentials() -> Result<(), String> {
+    use aws_credential_types::provider::ProvideCredentials;
+    let Some(provider) = sdk_config().await.credentials_provider() else {
+        return Err("no AWS credentials provider is configured".to_owned());
+    };
+    provider
+        .provide_credentials()
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            format!(
+                "{}",
+                aws_smithy_types::error::display::DisplayErrorContext(&e)
+            )
+        })
 }

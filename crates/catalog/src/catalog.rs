@@ -26,7 +26,7 @@ use crate::{
 /// - A run's settings are frozen when it is created; `ensure_run` on an existing run returns the
 ///   stored settings, whatever it is passed.
 #[async_trait]
-pub trait Catalog: Send + Sync + Debug {
+pub trait Catalog: crate::RunTail + Send + Sync + Debug {
     /// Adds couples with their photos and thumbnails, in one transaction.
     async fn add_couples(&self, couples: &[NewCouple]) -> Result<(), CatalogError>;
 

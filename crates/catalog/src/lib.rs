@@ -13,6 +13,7 @@ mod rows;
 mod schema;
 mod sqlite;
 mod status;
+mod tail;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
@@ -28,6 +29,7 @@ pub use postgres::PgCatalog;
 pub use reporting::{AttemptBucket, AuditPhoto, ProgressBucket, SamplePhoto, WorkerSpan};
 pub use sqlite::SqliteCatalog;
 pub use status::{RunStatus, StateTotals};
+pub use tail::{queue_identity, RunTail};
 
 use std::sync::Arc;
 

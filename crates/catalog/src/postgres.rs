@@ -828,3 +828,5 @@ fn push_release<'a>(
         .push_bind(a.worker.clone())
         .push(")");
 }
+
+crate::tail::tail_methods!(PgCatalog);

@@ -878,3 +878,5 @@ mod tests {
         assert!(err.to_string().contains("no recast schema"), "{err}");
     }
 }
+
+crate::tail::tail_methods!(SqliteCatalog);

@@ -74,6 +74,24 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>
     let status = err.raw_response().map(|r| r.status().as_u16());
     let code = err.code().map(str::to_owned);
     match (status, code.as_deref()) {
+        // Before the 404 arm: a missing bucket also answers 404.
+        (_, Some("NoSuchBucket")) => StoreError::NoSuchBucket {
+            key: key.to_owned(),
+            source: Box::new(err),
+        },
+        (
+            _,
+            Some(
+                "AccessDenied"
+                | "AllAccessDisabled"
+                | "InvalidAccessKeyId"
+                | "SignatureDoesNotMatch",
+            ),
+        )
+        | (Some(403), _) => StoreError::PermissionDenied {
+            key: key.to_owned(),
+            source: Box::new(err),
+        },
         (_, Some("NoSuchKey" | "NotFound")) | (Some(404), _) => StoreError::NotFound {
             key: key.to_owned(),
         },

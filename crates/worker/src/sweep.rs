@@ -4,7 +4,7 @@
 //! are claimed with a lease, so a dead worker's claims pass to another after the lease.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use recast_catalog::{Catalog, Run, SweepItem};
 use recast_core::{advance_after_deletes, OriginalsPolicy, PhotoId, PhotoState, Step, Tally};
@@ -28,6 +28,8 @@ struct Held {
     /// The original is the photo's copy: it is never deleted.
     kept: bool,
     keys: Vec<String>,
+    /// When its keys of the current phase entered the buffer.
+    since: Instant,
 }
 
 impl SweepBuffer {
@@ -47,7 +49,18 @@ impl SweepBuffer {
             original: item.original_key,
             kept: item.kept,
             keys,
+            since: Instant::now(),
         });
+    }
+
+    /// How long the oldest key still held has waited (zero when none is held).
+    fn oldest_wait(&self) -> Duration {
+        self.photos
+            .values()
+            .filter(|h| !h.keys.is_empty())
+            .map(|h| h.since.elapsed())
+            .max()
+            .unwrap_or_default()
     }
 
     /// Up to `max` keys, in photo order; a photo's keys may be split across requests.
@@ -101,6 +114,7 @@ impl SweepBuffer {
             let policy = effective_policy(policy, held.kept);
             held.state = *next;
             held.keys = keys_for(next.next_step(policy), &[], &held.original);
+            held.since = Instant::now();
             if next.is_terminal() {
                 self.photos.remove(id);
             }
@@ -140,10 +154,13 @@ pub(crate) struct SweepContext<'a> {
     /// Photos claimed per statement: more than one request's worth, so requests can be filled.
     pub claim: u32,
     pub fleet: &'a Fleet,
+    /// A partial request goes out once its oldest key has been held this long.
+    pub partial_after: Duration,
 }
 
 impl SweepContext<'_> {
-    /// Sends every full request it can make; with `final_round`, also the last partial one.
+    /// Sends every full request it can make, and a partial one when its oldest key has waited
+    /// `partial_after`; with `final_round`, also the last partial one whatever its age.
     pub async fn round(
         &self,
         run: &Run,
@@ -168,7 +185,8 @@ impl SweepContext<'_> {
                 }
             }
             let keys = buffer.key_count();
-            let send = keys >= self.batch || (final_round && keys > 0);
+            let due = final_round || buffer.oldest_wait() >= self.partial_after;
+            let send = keys >= self.batch || (due && keys > 0);
             let mut progressed = false;
             if send {
                 let batch = buffer.take(self.batch);

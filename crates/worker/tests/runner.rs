@@ -13,7 +13,7 @@ use recast_core::{
     Tally, JOB_MESSAGE_VERSION,
 };
 use recast_queue::{JobQueue, OutgoingMessage, SqliteQueue};
-use recast_store::{crc32c, LocalStore, ObjectStore};
+use recast_store::{crc32c, DeleteOutcome, LocalStore, ObjectMeta, ObjectStore, StoreError};
 use recast_worker::{CpuPool, Progress, Worker, WorkerConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -134,6 +134,15 @@ impl Rig {
 
     /// Runs one worker until the queue is drained.
     async fn work(&self) -> recast_worker::WorkerSummary {
+        self.work_with(self.store.clone()).await.0
+    }
+
+    /// Runs one worker over `store` until the queue is drained or the worker halts; returns its
+    /// summary and why it halted.
+    async fn work_with(
+        &self,
+        store: Arc<dyn ObjectStore>,
+    ) -> (recast_worker::WorkerSummary, Option<String>) {
         let config = WorkerConfig {
             poll_wait: Duration::from_millis(100),
             exit_when_idle: true,
@@ -142,17 +151,18 @@ impl Rig {
         let worker = Worker::new(
             config,
             self.catalog.clone(),
-            self.store.clone(),
+            store,
             self.queue.clone(),
             CpuPool::new(2),
             Arc::new(Progress::default()),
         );
-        tokio::time::timeout(
+        let summary = tokio::time::timeout(
             Duration::from_secs(120),
             worker.run(CancellationToken::new()),
         )
         .await
-        .expect("the worker drains the queue")
+        .expect("the worker drains the queue");
+        (summary, worker.fatal())
     }
 
     async fn exists(&self, key: &str) -> bool {
@@ -405,4 +415,104 @@ async fn an_animated_gif_keeps_its_animation() {
     );
     let status = rig.catalog.status(&run).await.unwrap();
     assert_eq!(status.kept.get("animated"), Some(&1), "{:?}", status.kept);
+}
+
+/// The real local store, with S3's `AccessDenied` injected for the GETs of some keys or for every
+/// PUT (a bucket policy the local store cannot express).
+#[derive(Debug)]
+struct Denying {
+    inner: Arc<LocalStore>,
+    denied_gets: Vec<String>,
+    deny_puts: bool,
+}
+
+fn denied(key: &str) -> StoreError {
+    StoreError::PermissionDenied {
+        key: key.to_owned(),
+        source: Box::new(std::io::Error::other("AccessDenied: injected by the test")),
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for Denying {
+    async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+        if self.denied_gets.iter().any(|k| k == key) {
+            return Err(denied(key));
+        }
+        self.inner.get(key).await
+    }
+    async fn put(&self, key: &str, body: Bytes, crc32c: u32) -> Result<(), StoreError> {
+        if self.deny_puts {
+            return Err(denied(key));
+        }
+        self.inner.put(key, body, crc32c).await
+    }
+    async fn delete_many(&self, keys: &[String]) -> Result<DeleteOutcome, StoreError> {
+        self.inner.delete_many(keys).await
+    }
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
+        self.inner.head(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        self.inner.list(prefix).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_original_is_recorded_failed_on_the_first_attempt() {
+    let rig = Rig::new().await;
+    let good = rig.couple(5, vec![jpeg(5), jpeg(6)]).await;
+    let run = rig.run(OriginalsPolicy::Delete).await;
+    rig.enqueue(&run, 5, true).await;
+    let forbidden = PhotoId(501);
+    let store = Denying {
+        inner: rig.store.clone(),
+        denied_gets: vec!["photos/5/501.jpg".to_owned()],
+        deny_puts: false,
+    };
+    let (summary, fatal) = rig.work_with(Arc::new(store)).await;
+    assert_eq!(fatal, None);
+    assert_eq!(
+        (summary.jobs_completed, summary.jobs_retried),
+        (1, 0),
+        "a denial is not retried as if transient"
+    );
+    let (state, reason) = rig.state(&run, forbidden).await;
+    assert_eq!(
+        (state, reason.as_deref()),
+        (PhotoState::Failed, Some("access_denied"))
+    );
+    assert!(rig.exists("photos/5/501.jpg").await);
+    for s in THUMB_SIZES {
+        assert!(rig.exists(&format!("thumbs/5/501_{s}.jpg")).await);
+    }
+    assert_eq!(rig.state(&run, good.id).await.0, PhotoState::Done);
+    let attempts = rig.catalog.status(&run).await.unwrap();
+    assert_eq!(attempts.failures.get("access_denied"), Some(&1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_denies_every_put_halts_the_worker() {
+    let rig = Rig::new().await;
+    let photo = rig.couple(6, vec![jpeg(7)]).await;
+    rig.couple(7, vec![jpeg(8)]).await;
+    let run = rig.run(OriginalsPolicy::Delete).await;
+    rig.enqueue(&run, 6, true).await;
+    rig.enqueue(&run, 7, true).await;
+    let store = Denying {
+        inner: rig.store.clone(),
+        denied_gets: Vec::new(),
+        deny_puts: true,
+    };
+    let (summary, fatal) = rig.work_with(Arc::new(store)).await;
+    let fatal = fatal.expect("the worker halts on a store-wide denial");
+    assert!(fatal.contains("access to"), "{fatal}");
+    assert!(fatal.contains("denied"), "{fatal}");
+    assert_eq!(summary.jobs_completed, 0);
+    assert_eq!(summary.jobs_dead_lettered, 0);
+    // Nothing recorded failed, nothing deleted; the messages stay for a worker that may write.
+    assert_eq!(rig.state(&run, photo.id).await.0, PhotoState::Pending);
+    assert!(rig.exists(&photo.key).await);
+    let stats = rig.queue.stats().await.unwrap();
+    assert_eq!(stats.visible + stats.in_flight, 2, "{stats:?}");
 }
