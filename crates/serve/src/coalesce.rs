@@ -25,7 +25,10 @@ struct Leader<'c, V> {
 impl<V> Drop for Leader<'_, V> {
     fn drop(&mut self) {
         let mut map = self.coalescer.in_flight.lock().expect("not poisoned");
-        if map.get(self.key).is_some_and(|c| Arc::ptr_eq(c, &self.cell)) {
+        if map
+            .get(self.key)
+            .is_some_and(|c| Arc::ptr_eq(c, &self.cell))
+        {
             map.remove(self.key);
         }
     }

@@ -64,15 +64,23 @@ pub fn plan(src_w: u32, src_h: u32, target: Option<&Target>) -> Plan {
     match (t.fit, t.width, t.height) {
         (Fit::Cover, Some(w), Some(h)) => {
             // Never upscale: shrink the box until it fits in the source, keeping its aspect.
-            let f = (src_w as f64 / w as f64).min(src_h as f64 / h as f64).min(1.0);
+            let f = (src_w as f64 / w as f64)
+                .min(src_h as f64 / h as f64)
+                .min(1.0);
             let out_w = ((w as f64 * f).round() as u32).clamp(1, src_w);
             let out_h = ((h as f64 * f).round() as u32).clamp(1, src_h);
             // The largest centred source rectangle with the box's aspect.
             let aspect = w as f64 / h as f64;
             let (cw, ch) = if src_w as f64 / src_h as f64 > aspect {
-                (((src_h as f64 * aspect).round() as u32).clamp(1, src_w), src_h)
+                (
+                    ((src_h as f64 * aspect).round() as u32).clamp(1, src_w),
+                    src_h,
+                )
             } else {
-                (src_w, ((src_w as f64 / aspect).round() as u32).clamp(1, src_h))
+                (
+                    src_w,
+                    ((src_w as f64 / aspect).round() as u32).clamp(1, src_h),
+                )
             };
             // libwebp snaps a crop's origin to even pixels; start there so the size stays exact.
             let left = ((src_w - cw) / 2) & !1;

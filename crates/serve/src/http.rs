@@ -176,7 +176,9 @@ async fn answer(app: &App, ask: &Ask, headers: &HeaderMap) -> Result<Answer, Ser
         }
         // A whole WebP asked for as WebP is sent as stored: no CPU at all.
         Lookup::Render(_)
-            if ask.target.is_none() && format == Format::Webp && sniff(&body) == SourceKind::Webp =>
+            if ask.target.is_none()
+                && format == Format::Webp
+                && sniff(&body) == SourceKind::Webp =>
         {
             Answer {
                 status: StatusCode::OK,
@@ -285,10 +287,19 @@ mod tests {
 
     #[test]
     fn accept_and_if_none_match() {
-        assert!(accepts_webp(&h(header::ACCEPT, "image/avif,image/webp,*/*")));
-        assert!(!accepts_webp(&h(header::ACCEPT, "image/webp;q=0, image/jpeg")));
+        assert!(accepts_webp(&h(
+            header::ACCEPT,
+            "image/avif,image/webp,*/*"
+        )));
+        assert!(!accepts_webp(&h(
+            header::ACCEPT,
+            "image/webp;q=0, image/jpeg"
+        )));
         assert!(!accepts_webp(&h(header::ACCEPT, "*/*")));
-        assert!(not_modified(&h(header::IF_NONE_MATCH, "\"a\", W/\"b\""), "\"b\""));
+        assert!(not_modified(
+            &h(header::IF_NONE_MATCH, "\"a\", W/\"b\""),
+            "\"b\""
+        ));
         assert!(!not_modified(&h(header::IF_NONE_MATCH, "\"a\""), "\"b\""));
     }
 }

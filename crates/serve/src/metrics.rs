@@ -30,11 +30,29 @@ pub fn install() -> Result<PrometheusHandle, String> {
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(REQUESTS, "HTTP requests answered, by route and status");
-    describe_histogram!(REQUEST_SECONDS, Unit::Seconds, "time to answer a request, by route");
+    describe_histogram!(
+        REQUEST_SECONDS,
+        Unit::Seconds,
+        "time to answer a request, by route"
+    );
     describe_counter!(RESPONSE_BYTES, Unit::Bytes, "body bytes sent, by route");
-    describe_histogram!(DECODE_SECONDS, Unit::Seconds, "time to decode a source (scaled for WebP)");
-    describe_histogram!(RESIZE_SECONDS, Unit::Seconds, "time to resize a decoded non-WebP source");
+    describe_histogram!(
+        DECODE_SECONDS,
+        Unit::Seconds,
+        "time to decode a source (scaled for WebP)"
+    );
+    describe_histogram!(
+        RESIZE_SECONDS,
+        Unit::Seconds,
+        "time to resize a decoded non-WebP source"
+    );
     describe_histogram!(ENCODE_SECONDS, Unit::Seconds, "time to encode an answer");
-    describe_gauge!(QUEUE_DEPTH, "renders admitted to the CPU pool (running + waiting)");
-    describe_counter!(COALESCED, "requests that joined an identical render in flight");
+    describe_gauge!(
+        QUEUE_DEPTH,
+        "renders admitted to the CPU pool (running + waiting)"
+    );
+    describe_counter!(
+        COALESCED,
+        "requests that joined an identical render in flight"
+    );
 }

@@ -177,12 +177,7 @@ fn decode_other(
     let mut options =
         ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom));
     if let Some(c) = p.crop {
-        options = options.crop(
-            c.left.into(),
-            c.top.into(),
-            c.width.into(),
-            c.height.into(),
-        );
+        options = options.crop(c.left.into(), c.top.into(), c.width.into(), c.height.into());
     }
     Resizer::new()
         .resize(&src, &mut dst, &options)
@@ -285,7 +280,13 @@ mod tests {
     #[test]
     fn jpeg_sources_are_resized_too() {
         let jpeg = recast_codec::synth_photo_jpeg(3, 300, 200);
-        let out = render(&jpeg, Some(&Target::bounding(150)), Format::Jpeg, &quality()).unwrap();
+        let out = render(
+            &jpeg,
+            Some(&Target::bounding(150)),
+            Format::Jpeg,
+            &quality(),
+        )
+        .unwrap();
         assert_eq!((out.width, out.height), (150, 100));
     }
 

@@ -160,9 +160,11 @@ impl Routes {
                     fit = match value.as_str() {
                         "inside" => Fit::Inside,
                         "cover" => Fit::Cover,
-                        v => return Err(ServeError::BadRequest(format!(
-                            "fit={v:?} is unknown: use inside or cover"
-                        ))),
+                        v => {
+                            return Err(ServeError::BadRequest(format!(
+                                "fit={v:?} is unknown: use inside or cover"
+                            )))
+                        }
                     }
                 }
                 "format" => {
@@ -170,9 +172,11 @@ impl Routes {
                         "webp" => Wanted::Exactly(Format::Webp),
                         "jpeg" | "jpg" => Wanted::Exactly(Format::Jpeg),
                         "auto" => Wanted::Auto,
-                        v => return Err(ServeError::BadRequest(format!(
-                            "format={v:?} is unknown: use webp, jpeg or auto"
-                        ))),
+                        v => {
+                            return Err(ServeError::BadRequest(format!(
+                                "format={v:?} is unknown: use webp, jpeg or auto"
+                            )))
+                        }
                     }
                 }
                 other => {
@@ -188,7 +192,9 @@ impl Routes {
             ));
         }
         if fit == Fit::Cover && h.is_none() {
-            return Err(ServeError::BadRequest("fit=cover needs h as well as w".into()));
+            return Err(ServeError::BadRequest(
+                "fit=cover needs h as well as w".into(),
+            ));
         }
         let webp = webp_key(key);
         let mut lookups = vec![Lookup::Render(webp.clone())];
@@ -236,7 +242,11 @@ fn decode_key(raw_path: &str) -> Result<String, ServeError> {
 fn url_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
     query.split('&').filter(|p| !p.is_empty()).map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let dec = |s: &str| percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+        let dec = |s: &str| {
+            percent_decode_str(&s.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        };
         (dec(k), dec(v))
     })
 }
@@ -282,7 +292,10 @@ mod tests {
     #[test]
     fn v1_reads_its_query() {
         let ask = routes()
-            .parse("/v1/photos/c1/p.jpg", Some("w=300&h=200&fit=cover&format=jpeg"))
+            .parse(
+                "/v1/photos/c1/p.jpg",
+                Some("w=300&h=200&fit=cover&format=jpeg"),
+            )
             .unwrap();
         assert_eq!(ask.wanted, Wanted::Exactly(Format::Jpeg));
         assert_eq!(
@@ -294,8 +307,13 @@ mod tests {
             })
         );
         assert_eq!(ask.lookups.len(), 2);
-        let webp = routes().parse("/v1/photos/c1/p.webp", Some("w=10")).unwrap();
-        assert_eq!(webp.lookups, vec![Lookup::Render("photos/c1/p.webp".into())]);
+        let webp = routes()
+            .parse("/v1/photos/c1/p.webp", Some("w=10"))
+            .unwrap();
+        assert_eq!(
+            webp.lookups,
+            vec![Lookup::Render("photos/c1/p.webp".into())]
+        );
     }
 
     #[test]

@@ -33,15 +33,12 @@ pub fn parse_sizes(text: &str) -> Result<Vec<(String, u32)>, String> {
     text.split(',')
         .filter(|s| !s.trim().is_empty())
         .map(|pair| {
-            let (name, px) = pair.split_once('=').ok_or_else(|| {
-                format!("size {pair:?} is not NAME=PIXELS (e.g. small=160)")
+            let (name, px) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("size {pair:?} is not NAME=PIXELS (e.g. small=160)"))?;
+            let px: u32 = px.trim().parse().ok().filter(|&p| p > 0).ok_or_else(|| {
+                format!("size {pair:?}: {px:?} is not a positive number of pixels")
             })?;
-            let px: u32 = px
-                .trim()
-                .parse()
-                .ok()
-                .filter(|&p| p > 0)
-                .ok_or_else(|| format!("size {pair:?}: {px:?} is not a positive number of pixels"))?;
             Ok((name.trim().to_owned(), px))
         })
         .collect()

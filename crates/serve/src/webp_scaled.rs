@@ -6,9 +6,7 @@
 
 #![allow(unsafe_code)]
 
-use libwebp_sys::{
-    VP8StatusCode, WEBP_CSP_MODE, WebPDecode, WebPDecoderConfig, WebPRGBABuffer,
-};
+use libwebp_sys::{VP8StatusCode, WebPDecode, WebPDecoderConfig, WebPRGBABuffer, WEBP_CSP_MODE};
 
 /// A rectangle of the source, in source pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
