@@ -12,6 +12,7 @@ mod queue;
 mod report;
 mod report_page;
 mod seed;
+mod serve;
 mod status;
 mod tables;
 mod verify;
