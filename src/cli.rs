@@ -71,6 +71,9 @@ pub enum Command {
     Report(ReportArgs),
     /// Audit a run against the store; list each violation and exit 3 if there is any.
     Verify(VerifyArgs),
+    /// Answer legacy thumbnail and original URLs (and /v1/KEY?w=) from the WebPs, resized on
+    /// demand; no database.
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -534,6 +537,7 @@ pub fn main() -> ExitCode {
             Command::Plan(a) => crate::plan::run(a).await,
             Command::Report(a) => crate::report::run(a).await,
             Command::Verify(a) => crate::verify::run(a).await,
+            Command::Serve(a) => crate::serve::run(a).await,
         }
     });
     match result {
@@ -547,4 +551,49 @@ pub fn main() -> ExitCode {
             ExitCode::from(exit::FAILED)
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Object store URL: s3://BUCKET/PREFIX or file:///DIR.
+    #[arg(long, env = "RECAST_STORE")]
+    pub store: String,
+    /// Address to listen on (port 0: a free port, printed on stdout).
+    #[arg(long, env = "RECAST_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: String,
+    /// Key pattern of the originals ({couple}, {photo}).
+    #[arg(
+        long,
+        env = "RECAST_ORIGINAL",
+        default_value = "photos/{couple}/{photo}.jpg"
+    )]
+    pub original: String,
+    /// Key pattern of the legacy thumbnails ({couple}, {photo}, {size}).
+    #[arg(
+        long,
+        env = "RECAST_THUMBNAIL",
+        default_value = "thumbs/{couple}/{photo}_{size}.jpg"
+    )]
+    pub thumbnail: String,
+    /// Named legacy sizes, NAME=PIXELS,... (longest side); numeric sizes need no entry.
+    #[arg(long, env = "RECAST_SIZES")]
+    pub sizes: Option<String>,
+    /// Widest (and tallest) answer a request may ask for.
+    #[arg(long, env = "RECAST_MAX_WIDTH", default_value_t = recast_serve::DEFAULT_MAX_WIDTH)]
+    pub max_width: u32,
+    /// Largest source decoded, in pixels (memory bound per request).
+    #[arg(long, env = "RECAST_MAX_PIXELS", default_value_t = recast_codec::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
+    /// Renders at once (default: one per core).
+    #[arg(long, env = "RECAST_CPU_THREADS")]
+    pub cpu_threads: Option<usize>,
+    /// Renders that may wait for a CPU slot; past that, 503 with Retry-After.
+    #[arg(long, env = "RECAST_CPU_QUEUE", default_value_t = recast_serve::DEFAULT_CPU_QUEUE)]
+    pub cpu_queue: usize,
+    /// JPEG quality of answers (1-100).
+    #[arg(long, env = "RECAST_JPEG_QUALITY", default_value_t = 80)]
+    pub jpeg_quality: u8,
+    /// WebP quality of answers (0-100).
+    #[arg(long, env = "RECAST_WEBP_QUALITY", default_value_t = 80.0)]
+    pub webp_quality: f32,
 }

@@ -13,6 +13,7 @@ mod queue;
 mod report;
 mod report_page;
 mod seed;
+mod serve;
 mod status;
 mod tables;
 mod verify;
