@@ -176,7 +176,7 @@ fn a_live_worker_deletes_the_tail_within_the_sweep_max_wait() {
     sigterm(&a);
     let a = finish(a);
     let a_err = String::from_utf8_lossy(&a.stderr).to_string();
-    let jobs_done = wait_for(Duration::from_secs(300), || all_recorded(&env));
+    let jobs_done = wait_for(Duration::from_secs(900), || all_recorded(&env));
     assert!(
         jobs_done.is_some(),
         "the live worker did not finish the jobs"
@@ -218,7 +218,7 @@ async fn a_fresh_idle_worker_sweeps_a_run_it_received_no_job_of() {
     std::thread::sleep(Duration::from_secs(4));
     sigterm(&a);
     finish(a);
-    let jobs_done = wait_for(Duration::from_secs(300), || all_recorded(&env));
+    let jobs_done = wait_for(Duration::from_secs(900), || all_recorded(&env));
     assert!(jobs_done.is_some(), "the jobs did not finish");
     sigterm(&b);
     finish(b);
