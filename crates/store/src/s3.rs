@@ -59,7 +59,9 @@ impl S3Store {
         let mut config = aws_sdk_s3::config::Builder::from(recast_aws::sdk_config().await)
             .force_path_style(path_style)
             .interceptor(ThrottleInterceptor(throttles.clone()));
-        config.set_endpoint_url(endpoint.map(str::to_owned));
+        if let Some(endpoint) = endpoint {
+            config.set_endpoint_url(Some(endpoint.to_owned()));
+        }
         let config = config.build();
         S3Store {
             client: Client::from_conf(config),

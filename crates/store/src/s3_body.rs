@@ -31,7 +31,14 @@ impl BodyFault {
             {
                 return BodyFault::Checksum;
             }
-            next = e.source();
+            // An io::Error's source() skips the error it wraps: look at that one first.
+            next = match e
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+            {
+                Some(inner) => Some(inner as &(dyn Error + 'static)),
+                None => e.source(),
+            };
         }
         BodyFault::Cut
     }

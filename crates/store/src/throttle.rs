@@ -5,9 +5,12 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use aws_sdk_s3::config::interceptors::FinalizerInterceptorContextRef;
+use aws_sdk_s3::config::interceptors::{
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+};
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::BoxError;
+use aws_smithy_types::config_bag::{Storable, StoreReplace};
 
 /// Attempts answered 503 so far, by the budget they spend (a snapshot of running totals).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -38,21 +41,46 @@ impl ThrottleCounter {
         }
     }
 
-    fn count(&self, method: &str, uri: &str) {
+    fn count(&self, budget: BudgetOf) {
+        let counter = match budget {
+            BudgetOf::Gets => &self.gets,
+            BudgetOf::Puts => &self.puts,
+            BudgetOf::Deletes => &self.deletes,
+            BudgetOf::Other => &self.other,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Which budget an attempt's request spends, noted before it is sent (the request itself is gone
+/// from the context once the attempt is over).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BudgetOf {
+    Gets,
+    Puts,
+    Deletes,
+    Other,
+}
+
+impl Storable for BudgetOf {
+    type Storer = StoreReplace<Self>;
+}
+
+impl BudgetOf {
+    fn of(method: &str, uri: &str) -> BudgetOf {
         let query = uri.split_once('?').map_or("", |(_, q)| q);
-        let counter = match method {
-            "GET" if !query.contains("list-type") => &self.gets,
-            "PUT" => &self.puts,
+        match method {
+            "GET" if !query.contains("list-type") => BudgetOf::Gets,
+            "PUT" => BudgetOf::Puts,
             "POST"
                 if query
                     .split('&')
                     .any(|p| p == "delete" || p.starts_with("delete=")) =>
             {
-                &self.deletes
+                BudgetOf::Deletes
             }
-            _ => &self.other,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+            _ => BudgetOf::Other,
+        }
     }
 }
 
@@ -65,17 +93,30 @@ impl Intercept for ThrottleInterceptor {
         "recast::ThrottleInterceptor"
     }
 
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let req = context.request();
+        cfg.interceptor_state()
+            .store_put(BudgetOf::of(req.method(), req.uri()));
+        Ok(())
+    }
+
     fn read_after_attempt(
         &self,
         context: &FinalizerInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let throttled = context
             .response()
             .is_some_and(|r| r.status().as_u16() == 503);
-        if let (true, Some(req)) = (throttled, context.request()) {
-            self.0.count(req.method(), req.uri());
+        if throttled {
+            self.0
+                .count(cfg.load::<BudgetOf>().copied().unwrap_or(BudgetOf::Other));
         }
         Ok(())
     }
@@ -88,11 +129,15 @@ mod tests {
     #[test]
     fn attempts_are_counted_by_budget() {
         let c = ThrottleCounter::default();
-        c.count("GET", "http://h/b/k.jpg?x-id=GetObject");
-        c.count("PUT", "http://h/b/k.webp");
-        c.count("POST", "http://h/b?delete");
-        c.count("POST", "http://h/b?delete&x-id=DeleteObjects");
-        c.count("GET", "http://h/b?list-type=2");
+        for (method, uri) in [
+            ("GET", "http://h/b/k.jpg?x-id=GetObject"),
+            ("PUT", "http://h/b/k.webp"),
+            ("POST", "http://h/b?delete"),
+            ("POST", "http://h/b?delete&x-id=DeleteObjects"),
+            ("GET", "http://h/b?list-type=2"),
+        ] {
+            c.count(BudgetOf::of(method, uri));
+        }
         assert_eq!(
             c.snapshot(),
             ThrottledAttempts {
