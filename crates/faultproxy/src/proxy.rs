@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
@@ -213,11 +214,14 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> io::Result<Respo
                 return Err(cut("connection reset before the response"));
             }
             let half = body.slice(..body.len() / 2);
-            let frames: Vec<Result<Frame<Bytes>, io::Error>> = vec![
-                Ok(Frame::data(half)),
-                Err(cut("connection reset mid-response")),
-            ];
-            let stream = StreamBody::new(futures::stream::iter(frames));
+            // The cut comes a moment after the first half, so that the head and that half are
+            // on the wire (hyper drops unflushed bytes when a body fails).
+            let first = futures::stream::once(async move { Ok(Frame::data(half)) });
+            let then_cut = futures::stream::once(async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Err(cut("connection reset mid-response"))
+            });
+            let stream = StreamBody::new(first.chain(then_cut));
             resp.body(BodyExt::boxed(stream)).map_err(io::Error::other)
         }
         Some(Fault::Corrupt)
