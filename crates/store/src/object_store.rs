@@ -3,7 +3,7 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::StoreError;
+use crate::{StoreError, ThrottledAttempts};
 
 /// The most keys one [`ObjectStore::delete_many`] call takes (S3's DeleteObjects limit).
 pub const MAX_DELETE_BATCH: usize = 1000;
@@ -53,6 +53,13 @@ pub trait ObjectStore: Send + Sync + Debug {
 
     /// Every key under a prefix, sorted. Not for the hot path (audits, reports and tests).
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError>;
+
+    /// Attempts the service answered 503 (SlowDown) so far, counted per attempt inside the
+    /// client's own retries (running totals; a request that finally succeeded still counts its
+    /// throttled attempts). Zero for backends that never throttle.
+    fn throttled_attempts(&self) -> ThrottledAttempts {
+        ThrottledAttempts::default()
+    }
 }
 
 /// Checks a key against the contract above; every backend calls this first.
