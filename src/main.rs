@@ -9,6 +9,7 @@ mod launch;
 mod logging;
 mod plan;
 mod queue;
+mod recount;
 mod report;
 mod report_page;
 mod seed;

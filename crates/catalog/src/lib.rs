@@ -4,6 +4,7 @@
 //! Backends: SQLite (`sqlite://path`) and PostgreSQL (`postgres://...`).
 
 mod catalog;
+mod counters;
 mod error;
 mod fleet;
 mod model;
@@ -16,6 +17,8 @@ mod status;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance_counters;
 
 pub use catalog::Catalog;
 pub use error::CatalogError;
