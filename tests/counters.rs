@@ -8,7 +8,19 @@ use common::{assert_success, Env};
 #[test]
 fn status_agrees_with_a_recount_after_a_demo_run() {
     let env = Env::new();
-    let photos = env.photos_with_corrupt();
+    // Two good photos and a corrupt one, cycled through the couples: some photos fail.
+    let all = env.photos_with_corrupt();
+    let photos = env.path("few");
+    std::fs::create_dir_all(&photos).unwrap();
+    let mut names: Vec<_> = std::fs::read_dir(&all)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    let corrupt = names.iter().position(|n| n == "zz-corrupt.jpg").unwrap();
+    for name in names.iter().take(2).chain([&names[corrupt]]) {
+        std::fs::copy(all.join(name), photos.join(name)).unwrap();
+    }
     let dir = env.path("demo");
     let demo = [
         "demo",
