@@ -50,7 +50,10 @@ fn status_agrees_with_a_recount_after_a_demo_run() {
     };
     let (counted, _) = status(&[]);
     let (scanned, note) = status(&["--recount"]);
-    assert!(note.contains("agree"), "the recount found drifted counters: {note}");
+    assert!(
+        note.contains("agree"),
+        "the recount found drifted counters: {note}"
+    );
     assert_eq!(counted["status"], scanned["status"]);
     assert_eq!(counted["objects_after"], scanned["objects_after"]);
     let photos_total = counted["photos_total"].as_u64().unwrap();

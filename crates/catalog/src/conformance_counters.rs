@@ -231,14 +231,20 @@ pub async fn counters_equal_a_recount(
     assert_eq!(s.attempts, 6);
     assert_eq!(s.failures.get("undecodable"), Some(&2));
     assert_eq!(s.kept.get("already_webp"), Some(&1));
-    assert_eq!((s.first_started_ms, s.last_finished_ms), (Some(1), Some(310)));
+    assert_eq!(
+        (s.first_started_ms, s.last_finished_ms),
+        (Some(1), Some(310))
+    );
 
     // More couples after the run began: they are pending.
     let before = c.status(&a).await.unwrap().photos_in(PhotoState::Pending);
     let (_, max_photo) = c.max_ids().await.unwrap();
     c.add_couples(&couples(100, 5, max_photo.0)).await.unwrap();
     let after = c.status(&a).await.unwrap().photos_in(PhotoState::Pending);
-    assert!(after > before, "new photos are pending ({before} -> {after})");
+    assert!(
+        after > before,
+        "new photos are pending ({before} -> {after})"
+    );
     agree(c, &[&a, &b], "a second add").await;
 
     // Drifted counters are seen by a recount and mended by a repair.

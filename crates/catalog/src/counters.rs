@@ -23,7 +23,8 @@ pub(crate) const CATALOG: &str = "SELECT CAST(coalesce(sum(couples_with_photos),
      FROM catalog_counters";
 
 /// A run's recorded photos by state ($1 run), as [`StateTuple`]s.
-pub(crate) const STATES: &str = "SELECT state, CAST(sum(photos) AS BIGINT), CAST(sum(original_bytes) AS BIGINT),
+pub(crate) const STATES: &str =
+    "SELECT state, CAST(sum(photos) AS BIGINT), CAST(sum(original_bytes) AS BIGINT),
             CAST(sum(thumbnails) AS BIGINT), CAST(sum(thumbnail_bytes) AS BIGINT),
             CAST(sum(webp_bytes) AS BIGINT), CAST(sum(kept) AS BIGINT),
             CAST(sum(kept_original_bytes) AS BIGINT)
@@ -183,28 +184,28 @@ macro_rules! shared_counter_methods {
             pub(crate) async fn counted_totals(
                 &self,
             ) -> Result<recast_core::CatalogTotals, CatalogError> {
-                let row: crate::counters::CatalogTuple =
-                    sqlx::query_as(crate::counters::CATALOG)
-                        .fetch_one(&self.pool)
-                        .await?;
+                let row: crate::counters::CatalogTuple = sqlx::query_as(crate::counters::CATALOG)
+                    .fetch_one(&self.pool)
+                    .await?;
                 Ok(crate::counters::totals(row))
             }
 
-            pub(crate) async fn counted_status(&self, run: &Run) -> Result<RunStatus, CatalogError> {
+            pub(crate) async fn counted_status(
+                &self,
+                run: &Run,
+            ) -> Result<RunStatus, CatalogError> {
                 let catalog: crate::counters::CatalogTuple =
                     sqlx::query_as(crate::counters::CATALOG)
                         .fetch_one(&self.pool)
                         .await?;
-                let states: Vec<crate::rows::StateTuple> =
-                    sqlx::query_as(crate::counters::STATES)
-                        .bind(run.id.0)
-                        .fetch_all(&self.pool)
-                        .await?;
-                let reasons: Vec<(String, String, i64)> =
-                    sqlx::query_as(crate::counters::REASONS)
-                        .bind(run.id.0)
-                        .fetch_all(&self.pool)
-                        .await?;
+                let states: Vec<crate::rows::StateTuple> = sqlx::query_as(crate::counters::STATES)
+                    .bind(run.id.0)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let reasons: Vec<(String, String, i64)> = sqlx::query_as(crate::counters::REASONS)
+                    .bind(run.id.0)
+                    .fetch_all(&self.pool)
+                    .await?;
                 let attempts: crate::counters::AttemptTuple =
                     sqlx::query_as(crate::counters::ATTEMPTS)
                         .bind(run.id.0)

@@ -129,10 +129,7 @@ impl SqliteCatalog {
 }
 
 crate::fleet::shared_fleet_methods!(SqliteCatalog);
-crate::counters::shared_counter_methods!(
-    SqliteCatalog,
-    ""
-);
+crate::counters::shared_counter_methods!(SqliteCatalog, "");
 
 #[async_trait]
 impl Catalog for SqliteCatalog {
