@@ -326,6 +326,10 @@ pub struct StatusArgs {
     /// Time between two redraws of --watch.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub interval: Duration,
+    /// Count by a full scan of photos, thumbnails and progress instead of reading the counters
+    /// (slow on a big catalog), and repair the counters if they differ.
+    #[arg(long, conflicts_with = "watch")]
+    pub recount: bool,
 }
 
 #[derive(Debug, Args)]

@@ -12,6 +12,9 @@ const PAGE: u32 = 500;
 /// A message whose photo list would make it larger than this carries only the couple id, and the
 /// worker reads the photos from the catalog: ten of them stay under SQS's 256 KiB batch payload.
 const MAX_INLINE_BODY: usize = 24 * 1024;
+/// Send batches in flight at once, between two checkpoints (SQS answers each in a round trip;
+/// ten at a time hide most of it).
+const SENDS_IN_FLIGHT: usize = 10;
 /// Tries of one send batch whose entries failed, before launch gives up (it can be re-run).
 const SEND_TRIES: u32 = 5;
 
@@ -103,18 +106,32 @@ pub async fn launch(
         let Some(last) = page.last().map(|j| j.couple) else {
             break;
         };
-        for batch in page.chunks(MAX_BATCH) {
-            let messages: Vec<OutgoingMessage> = batch
-                .iter()
-                .filter(|j| !j.photos.is_empty())
-                .map(|j| message(&run, j))
+        // A group of SENDS_IN_FLIGHT batches goes out at once; the checkpoint moves when the
+        // whole group is sent, so a crash re-sends at most one group (duplicates are harmless).
+        for group in page.chunks(MAX_BATCH * SENDS_IN_FLIGHT) {
+            let batches: Vec<Vec<OutgoingMessage>> = group
+                .chunks(MAX_BATCH)
+                .map(|batch| {
+                    batch
+                        .iter()
+                        .filter(|j| !j.photos.is_empty())
+                        .map(|j| message(&run, j))
+                        .collect()
+                })
                 .collect();
-            send_all(queue, &messages, &tally).await?;
-            let batch_last = batch.last().expect("chunks are not empty").couple;
+            futures::future::try_join_all(
+                batches
+                    .iter()
+                    .filter(|b| !b.is_empty())
+                    .map(|messages| send_all(queue, messages, &tally)),
+            )
+            .await?;
+            let sent: u64 = batches.iter().map(|b| b.len() as u64).sum();
+            let group_last = group.last().expect("chunks are not empty").couple;
             catalog
-                .save_checkpoint(&run, batch_last, messages.len() as u64, &tally)
+                .save_checkpoint(&run, group_last, sent, &tally)
                 .await?;
-            report.enqueued_now += messages.len() as u64;
+            report.enqueued_now += sent;
         }
         checkpoint.last_couple = Some(last);
     }

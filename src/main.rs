@@ -10,6 +10,7 @@ mod logging;
 mod plan;
 mod preflight;
 mod queue;
+mod recount;
 mod report;
 mod report_page;
 mod seed;

@@ -14,7 +14,11 @@ pub async fn run(a: StatusArgs) -> anyhow::Result<()> {
         return watched;
     }
     let run = catalog.run(a.run.as_deref()).await?;
-    let status = catalog.status(&run).await?;
+    let status = if a.recount {
+        crate::recount::recount(catalog.as_ref(), &run).await?
+    } else {
+        catalog.status(&run).await?
+    };
     let workers = catalog.workers(&run.name).await?;
     let budgets = catalog.budgets(&run.name).await?;
     catalog.close().await;

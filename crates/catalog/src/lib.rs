@@ -4,6 +4,7 @@
 //! Backends: SQLite (`sqlite://path`) and PostgreSQL (`postgres://...`).
 
 mod catalog;
+mod counters;
 mod error;
 mod fleet;
 mod model;
@@ -17,6 +18,8 @@ mod tail;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance_counters;
 
 pub use catalog::Catalog;
 pub use error::CatalogError;

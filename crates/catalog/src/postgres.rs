@@ -131,6 +131,10 @@ fn push_attempt(q: &mut QueryBuilder<'_, Postgres>, a: &JobAttempt, own_statemen
 }
 
 crate::fleet::shared_fleet_methods!(PgCatalog);
+crate::counters::shared_counter_methods!(
+    PgCatalog,
+    "LOCK TABLE catalog_counters, run_state_counters, run_reason_counters, run_attempt_counters IN EXCLUSIVE MODE"
+);
 
 #[async_trait]
 impl Catalog for PgCatalog {
@@ -479,6 +483,14 @@ impl Catalog for PgCatalog {
     }
 
     async fn status(&self, run: &Run) -> Result<RunStatus, CatalogError> {
+        self.counted_status(run).await
+    }
+
+    async fn repair_counters(&self, run: &Run) -> Result<(), CatalogError> {
+        self.repair_run_counters(run).await
+    }
+
+    async fn recount(&self, run: &Run) -> Result<RunStatus, CatalogError> {
         let mut status = RunStatus {
             run: run.name.clone(),
             originals: run.settings.originals,
@@ -654,6 +666,10 @@ impl Catalog for PgCatalog {
     }
 
     async fn totals(&self) -> Result<CatalogTotals, CatalogError> {
+        self.counted_totals().await
+    }
+
+    async fn recount_totals(&self) -> Result<CatalogTotals, CatalogError> {
         let row: TotalsRow = sqlx::query_as(
             "SELECT (SELECT count(DISTINCT couple_id) FROM photos),
                     (SELECT count(*) FROM photos), (SELECT coalesce(sum(bytes), 0)::bigint FROM photos),

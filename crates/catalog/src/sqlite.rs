@@ -129,6 +129,7 @@ impl SqliteCatalog {
 }
 
 crate::fleet::shared_fleet_methods!(SqliteCatalog);
+crate::counters::shared_counter_methods!(SqliteCatalog, "");
 
 #[async_trait]
 impl Catalog for SqliteCatalog {
@@ -486,6 +487,14 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn status(&self, run: &Run) -> Result<RunStatus, CatalogError> {
+        self.counted_status(run).await
+    }
+
+    async fn repair_counters(&self, run: &Run) -> Result<(), CatalogError> {
+        self.repair_run_counters(run).await
+    }
+
+    async fn recount(&self, run: &Run) -> Result<RunStatus, CatalogError> {
         let mut status = RunStatus {
             run: run.name.clone(),
             originals: run.settings.originals,
@@ -655,6 +664,10 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn totals(&self) -> Result<CatalogTotals, CatalogError> {
+        self.counted_totals().await
+    }
+
+    async fn recount_totals(&self) -> Result<CatalogTotals, CatalogError> {
         let row: TotalsRow = sqlx::query_as(
             "SELECT (SELECT count(DISTINCT couple_id) FROM photos),
                     (SELECT count(*) FROM photos), (SELECT coalesce(sum(bytes), 0) FROM photos),

@@ -73,6 +73,8 @@ pub struct SqliteQueue {
     pool: SqlitePool,
     options: SqliteQueueOptions,
     wake: Arc<Notify>,
+    /// This process's writers take turns here before SQLite's write lock (see `write_tx`).
+    writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 fn now_ms() -> i64 {
@@ -150,6 +152,7 @@ impl SqliteQueue {
             pool,
             options,
             wake: Arc::new(Notify::new()),
+            writer: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -158,13 +161,25 @@ impl SqliteQueue {
     }
 
     /// Starts a transaction holding the write lock, so that concurrent receivers in any process
-    /// serialise here rather than failing on a lock upgrade.
-    async fn write_tx(&self) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>, QueueError> {
+    /// serialise here rather than failing on a lock upgrade. Writers of this process first queue
+    /// on an async mutex (kept until the transaction ends), so that they wait their turn without
+    /// SQLite's busy handler, which sleeps in steps of up to 100 ms: ten sends in flight from
+    /// `launch` otherwise spent most of their time asleep.
+    async fn write_tx(
+        &self,
+    ) -> Result<
+        (
+            tokio::sync::OwnedMutexGuard<()>,
+            sqlx::Transaction<'_, sqlx::Sqlite>,
+        ),
+        QueueError,
+    > {
+        let writer = Arc::clone(&self.writer).lock_owned().await;
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE queue_lock SET n = n + 1 WHERE id = 1")
             .execute(&mut *tx)
             .await?;
-        Ok(tx)
+        Ok((writer, tx))
     }
 
     async fn try_receive(
@@ -173,7 +188,7 @@ impl SqliteQueue {
         visibility: Duration,
     ) -> Result<Vec<ReceivedMessage>, QueueError> {
         let now = now_ms();
-        let mut tx = self.write_tx().await?;
+        let (_writer, mut tx) = self.write_tx().await?;
         let max_receives = i64::from(self.options.max_receives);
         sqlx::query(
             "INSERT INTO dead_letters (id, dedup_id, body, sent_at, receive_count, reason, dead_at)
@@ -238,7 +253,7 @@ impl JobQueue for SqliteQueue {
     async fn send_batch(&self, messages: &[OutgoingMessage]) -> Result<BatchOutcome, QueueError> {
         check_batch(messages.len())?;
         let now = now_ms();
-        let mut tx = self.write_tx().await?;
+        let (_writer, mut tx) = self.write_tx().await?;
         for m in messages {
             let fresh = sqlx::query(
                 "INSERT OR IGNORE INTO sent_dedup_ids (dedup_id, sent_at) VALUES (?, ?)",
@@ -292,7 +307,7 @@ impl JobQueue for SqliteQueue {
 
     async fn delete_batch(&self, receipts: &[Receipt]) -> Result<BatchOutcome, QueueError> {
         check_batch(receipts.len())?;
-        let mut tx = self.write_tx().await?;
+        let (_writer, mut tx) = self.write_tx().await?;
         let mut out = Vec::with_capacity(receipts.len());
         for r in receipts {
             let n = sqlx::query("DELETE FROM messages WHERE receipt = ?")
@@ -331,7 +346,7 @@ impl JobQueue for SqliteQueue {
     }
 
     async fn dead_letter(&self, message: &ReceivedMessage, reason: &str) -> Result<(), QueueError> {
-        let mut tx = self.write_tx().await?;
+        let (_writer, mut tx) = self.write_tx().await?;
         let moved = sqlx::query(
             "INSERT INTO dead_letters (id, dedup_id, body, sent_at, receive_count, reason, dead_at)
              SELECT id, dedup_id, body, sent_at, receive_count, ?, ? FROM messages WHERE receipt = ?",
