@@ -47,7 +47,7 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Fill a catalog and a store with demo couples, photos and thumbnails.
+    /// Fill a store with demo couples' photos and thumbnails (and import it with --db).
     Seed(SeedArgs),
     /// Create (or resume) a run and enqueue every couple not yet enqueued.
     Launch(LaunchArgs),
@@ -71,6 +71,11 @@ pub enum Command {
     Report(ReportArgs),
     /// Audit a run against the store; list each violation and exit 3 if there is any.
     Verify(VerifyArgs),
+    /// Fill the catalog from what you have: an S3 Inventory report, a live listing of the store,
+    /// or the app's own manifest, through key patterns.
+    Import(ImportArgs),
+    /// The completion report of a run: one row per photo with its outcome and new key.
+    Export(ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -124,8 +129,10 @@ pub enum QueueCommand {
 
 #[derive(Debug, Args)]
 pub struct SeedArgs {
-    #[command(flatten)]
-    pub db: DbArg,
+    /// Catalog to import the seeded store into (the same import as `recast import --from STORE`);
+    /// without it, seed writes the store only and prints the import command.
+    #[arg(long, env = "RECAST_DB")]
+    pub db: Option<String>,
     /// Object store URL: s3://BUCKET/PREFIX or file:///DIR.
     #[arg(long, env = "RECAST_STORE")]
     pub store: String,
@@ -526,6 +533,8 @@ pub fn main() -> ExitCode {
             Command::Plan(a) => crate::plan::run(a).await,
             Command::Report(a) => crate::report::run(a).await,
             Command::Verify(a) => crate::verify::run(a).await,
+            Command::Import(a) => crate::import::run(a).await,
+            Command::Export(a) => crate::export::run(a).await,
         }
     });
     match result {
@@ -539,4 +548,49 @@ pub fn main() -> ExitCode {
             ExitCode::from(exit::FAILED)
         }
     }
+}
+
+/// Where a store keeps its photos (shared by `import` and `seed`).
+pub const DEFAULT_ORIGINAL_PATTERN: &str = "photos/{couple}/{photo}.jpg";
+pub const DEFAULT_THUMBNAIL_PATTERN: &str = "thumbs/{couple}/{photo}_{size}.jpg";
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// What to read: s3://BUCKET/.../manifest.json (an S3 Inventory report; file:// also works),
+    /// s3://BUCKET/PREFIX or file:///DIR (a live listing), csv:PATH or csv:- (the app's manifest
+    /// with columns couple,photo,key,role[,bytes]).
+    #[arg(long, env = "RECAST_FROM")]
+    pub from: String,
+    /// Key pattern of originals ({couple}, {photo}); repeat for several (e.g. one per extension).
+    #[arg(long, default_values_t = [DEFAULT_ORIGINAL_PATTERN.to_owned()])]
+    pub original: Vec<String>,
+    /// Key pattern of thumbnails ({couple}, {photo}, {size}); repeat for several.
+    #[arg(long, default_values_t = [DEFAULT_THUMBNAIL_PATTERN.to_owned()])]
+    pub thumbnail: Vec<String>,
+    /// Read and classify everything; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// The run (default: the most recent).
+    #[arg(long)]
+    pub run: Option<String>,
+    /// FILE.csv, FILE.jsonl (either with .gz) or s3://BUCKET/KEY.csv[.gz].
+    #[arg(long)]
+    pub out: String,
+    /// Only photos in these states (pending, switched, thumbs_gone, done, failed).
+    #[arg(long, value_delimiter = ',')]
+    pub state: Vec<String>,
+    /// Only photos after this photo id: the `last photo id` a previous export printed.
+    #[arg(long, default_value_t = 0)]
+    pub after: i64,
 }

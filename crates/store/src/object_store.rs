@@ -53,6 +53,17 @@ pub trait ObjectStore: Send + Sync + Debug {
 
     /// Every key under a prefix, sorted. Not for the hot path (audits, reports and tests).
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError>;
+
+    /// One page of a listing too long to hold: up to `max` keys under `prefix` that sort after
+    /// `start_after` (from the first key when `None`), in key order. An empty page means the
+    /// listing is over. On S3 this is one ListObjectsV2 request (`max` at most 1,000); the local
+    /// folder walks the prefix for each page, which suits its demo scale.
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        max: u32,
+    ) -> Result<Vec<ObjectMeta>, StoreError>;
 }
 
 /// Checks a key against the contract above; every backend calls this first.
