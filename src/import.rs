@@ -10,9 +10,14 @@ pub async fn run(a: ImportArgs) -> anyhow::Result<()> {
     let mut source = recast_ops::import::open_source(&a.from).await?;
     let catalog = a.db.open().await?;
     let options = ImportOptions { dry_run: a.dry_run };
-    let result =
-        recast_ops::import::import(catalog.as_ref(), &a.from, source.as_mut(), &patterns, &options)
-            .await;
+    let result = recast_ops::import::import(
+        catalog.as_ref(),
+        &a.from,
+        source.as_mut(),
+        &patterns,
+        &options,
+    )
+    .await;
     catalog.close().await;
     let summary = result.with_context(|| format!("failed to import {}", a.from))?;
     if a.json {

@@ -52,7 +52,10 @@ pub async fn import_stages_then_resolves_once(c: &dyn Catalog) {
         (r.couples_added, r.photos_added, r.thumbnails_added),
         (3, 3, 1)
     );
-    assert_eq!((r.orphans, r.orphan_keys), (1, vec!["t/9/gone_1.jpg".to_owned()]));
+    assert_eq!(
+        (r.orphans, r.orphan_keys),
+        (1, vec!["t/9/gone_1.jpg".to_owned()])
+    );
     assert_eq!(c.import_checkpoint(src).await.unwrap(), None);
     // Numeric ids keep their numeric order ("9" before "10").
     let (couples, photos) = c.max_ids().await.unwrap();

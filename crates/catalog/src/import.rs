@@ -95,7 +95,8 @@ pub(crate) const ADD_COUPLES: &str = "INSERT INTO couples (id, ext_id, created_a
      WHERE true";
 
 /// New photos of the staged originals, numbered after the highest id, couple by couple.
-pub(crate) const ADD_PHOTOS: &str = "INSERT INTO photos (id, couple_id, ext_id, original_key, format, bytes)
+pub(crate) const ADD_PHOTOS: &str =
+    "INSERT INTO photos (id, couple_id, ext_id, original_key, format, bytes)
      SELECT m.base + ROW_NUMBER() OVER (ORDER BY c.id, LENGTH(s.photo), s.photo, s.key),
             c.id, s.photo, s.key, COALESCE(s.format, 'unknown'), s.bytes
      FROM import_staging s
@@ -285,7 +286,8 @@ pub(crate) fn push_copy_row(buf: &mut Vec<u8>, source: &str, unit: i64, o: &Stag
 }
 
 /// The columns of a staged row, in the order both loads write them.
-const STAGE_COLUMNS: &str = "import_staging (source, unit, kind, couple, photo, format, key, bytes)";
+const STAGE_COLUMNS: &str =
+    "import_staging (source, unit, kind, couple, photo, format, key, bytes)";
 
 /// Rows per multi-row INSERT into SQLite's staging area (8 values each; SQLite binds at most
 /// 32,766 values per statement).

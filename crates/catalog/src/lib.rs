@@ -22,9 +22,7 @@ pub mod conformance_import;
 
 pub use catalog::Catalog;
 pub use error::CatalogError;
-pub use import::{
-    ExportRow, ImportCheckpoint, ImportResolved, ObjectKind, StagedObject,
-};
+pub use import::{ExportRow, ImportCheckpoint, ImportResolved, ObjectKind, StagedObject};
 pub use model::{
     Checkpoint, CoupleJob, FleetView, Heartbeat, JobAttempt, Lease, NewCouple, NewPhoto,
     NewThumbnail, ProgressRow, ProgressUpdate, Run, SweepItem, WebpRecord, WorkerInfo,

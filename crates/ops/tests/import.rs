@@ -10,7 +10,9 @@ use flate2::write::GzEncoder;
 use md5::{Digest, Md5};
 use recast_catalog::Catalog;
 use recast_ops::export::{export, ExportOptions};
-use recast_ops::import::{import, open_source, ImportError, ImportOptions, ImportSummary, Patterns};
+use recast_ops::import::{
+    import, open_source, ImportError, ImportOptions, ImportSummary, Patterns,
+};
 
 const SCHEMA: &str = "Bucket, Key, Size, LastModifiedDate, ETag";
 
@@ -23,7 +25,10 @@ fn patterns() -> Patterns {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    Md5::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Md5::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Form encoding as S3 Inventory writes keys: space as `+`, reserved bytes as %XX.
@@ -32,7 +37,9 @@ fn encode(key: &str) -> String {
     for b in key.bytes() {
         match b {
             b' ' => out.push('+'),
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' => out.push(b as char),
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -46,7 +53,10 @@ fn gzip(text: &str) -> Vec<u8> {
 }
 
 fn csv_line(key: &str, size: u64) -> String {
-    format!("\"src\",\"{}\",\"{size}\",\"2026-11-29T00:00:00.000Z\",\"etag\"\n", encode(key))
+    format!(
+        "\"src\",\"{}\",\"{size}\",\"2026-11-29T00:00:00.000Z\",\"etag\"\n",
+        encode(key)
+    )
 }
 
 /// Writes a report under `root` (the destination bucket) and returns its manifest's URL. Each
@@ -100,9 +110,20 @@ fn good_files() -> Vec<(Vec<u8>, Option<String>)> {
     vec![(gzip(&first), None), (gzip(&second), None)]
 }
 
-async fn run(catalog: &dyn Catalog, from: &str, dry_run: bool) -> Result<ImportSummary, ImportError> {
+async fn run(
+    catalog: &dyn Catalog,
+    from: &str,
+    dry_run: bool,
+) -> Result<ImportSummary, ImportError> {
     let mut source = open_source(from).await?;
-    import(catalog, from, source.as_mut(), &patterns(), &ImportOptions { dry_run }).await
+    import(
+        catalog,
+        from,
+        source.as_mut(),
+        &patterns(),
+        &ImportOptions { dry_run },
+    )
+    .await
 }
 
 async fn catalog_counts(catalog: &dyn Catalog) -> (u64, u64) {
@@ -115,7 +136,11 @@ async fn inventory_imports_once_and_lists_the_rest(catalog: &dyn Catalog) {
     let from = write_report(dir.path(), SCHEMA, &good_files());
 
     let dry = run(catalog, &from, true).await.unwrap();
-    assert_eq!(catalog_counts(catalog).await, (0, 0), "a dry run writes nothing");
+    assert_eq!(
+        catalog_counts(catalog).await,
+        (0, 0),
+        "a dry run writes nothing"
+    );
     assert_eq!((dry.originals.objects, dry.thumbnails.objects), (3, 4));
     assert_eq!((dry.unmatched.objects, dry.orphans), (1, 1));
 
@@ -123,8 +148,14 @@ async fn inventory_imports_once_and_lists_the_rest(catalog: &dyn Catalog) {
     assert_eq!((s.originals.objects, s.originals.bytes), (3, 600));
     assert_eq!((s.thumbnails.objects, s.unmatched.objects), (4, 1));
     assert_eq!(s.unmatched_keys, vec!["notes/readme.txt"]);
-    assert_eq!((s.orphans, s.orphan_keys.clone()), (1, vec!["thumbs/été/gone_160.jpg".to_owned()]));
-    assert_eq!((s.couples_added, s.photos_added, s.thumbnails_added), (3, 3, 3));
+    assert_eq!(
+        (s.orphans, s.orphan_keys.clone()),
+        (1, vec!["thumbs/été/gone_160.jpg".to_owned()])
+    );
+    assert_eq!(
+        (s.couples_added, s.photos_added, s.thumbnails_added),
+        (3, 3, 3)
+    );
     assert_eq!(catalog_counts(catalog).await, (3, 3));
     // Keys are decoded: the catalog holds the objects' real names.
     let jobs = catalog
@@ -139,8 +170,19 @@ async fn inventory_imports_once_and_lists_the_rest(catalog: &dyn Catalog) {
     assert!(keys.contains(&"photos/été/ü.jpg"), "{keys:?}");
 
     let again = run(catalog, &from, false).await.unwrap();
-    assert_eq!((again.couples_added, again.photos_added, again.thumbnails_added), (0, 0, 0));
-    assert_eq!(catalog_counts(catalog).await, (3, 3), "a second import adds nothing");
+    assert_eq!(
+        (
+            again.couples_added,
+            again.photos_added,
+            again.thumbnails_added
+        ),
+        (0, 0, 0)
+    );
+    assert_eq!(
+        catalog_counts(catalog).await,
+        (3, 3),
+        "a second import adds nothing"
+    );
 
     // Export: one row per photo, by the app's ids, pending before any run did anything.
     let run_settings = recast_core::RunSettings::default();
@@ -158,8 +200,14 @@ async fn inventory_imports_once_and_lists_the_rest(catalog: &dyn Catalog) {
     .unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 4, "{text}");
-    assert!(lines.contains(&"c 1,p+1,photos/c 1/p+1.jpg,pending,,,,,"), "{text}");
-    assert!(lines.contains(&"été,ü,photos/été/ü.jpg,pending,,,,,"), "{text}");
+    assert!(
+        lines.contains(&"c 1,p+1,photos/c 1/p+1.jpg,pending,,,,,"),
+        "{text}"
+    );
+    assert!(
+        lines.contains(&"été,ü,photos/été/ü.jpg,pending,,,,,"),
+        "{text}"
+    );
     // Resumable: after the last id, nothing more.
     let rest = export(
         catalog,
@@ -181,27 +229,43 @@ async fn bad_files_import_nothing_of_themselves(catalog: &dyn Catalog) {
     truncated.truncate(truncated.len() - 12);
     let short = gzip(&[csv_line("photos/c/1.jpg", 1), "\"src\"\n".into()].concat());
     let cases: Vec<(&str, Vec<(Vec<u8>, Option<String>)>, &str)> = vec![
-        ("truncated", vec![(good.clone(), None), (truncated, None)], "not a readable gzip"),
+        (
+            "truncated",
+            vec![(good.clone(), None), (truncated, None)],
+            "not a readable gzip",
+        ),
         (
             "wrong md5",
             vec![(good.clone(), None), (good.clone(), Some("0".repeat(32)))],
             "does not match its md5",
         ),
-        ("short row", vec![(good.clone(), None), (short, None)], "line 2: 1 fields"),
+        (
+            "short row",
+            vec![(good.clone(), None), (short, None)],
+            "line 2: 1 fields",
+        ),
     ];
     for (name, files, want) in cases {
         let root = dir.path().join(name.replace(' ', "-"));
         let from = write_report(&root, SCHEMA, &files);
         let err = run(catalog, &from, false).await.unwrap_err().to_string();
         assert!(err.to_lowercase().contains(want), "{name}: {err}");
-        assert_eq!(catalog_counts(catalog).await, (0, 0), "{name}: nothing in the catalog");
+        assert_eq!(
+            catalog_counts(catalog).await,
+            (0, 0),
+            "{name}: nothing in the catalog"
+        );
         // The checkpoint keeps the good first file; fixing the report resumes after it.
         let cp = catalog.import_checkpoint(&from).await.unwrap().unwrap();
         assert_eq!(cp.units_done, 1, "{name}");
         catalog.import_discard(&from, 0).await.unwrap();
     }
 
-    let no_key = write_report(&dir.path().join("nokey"), "Bucket, Size", &[(good.clone(), None)]);
+    let no_key = write_report(
+        &dir.path().join("nokey"),
+        "Bucket, Size",
+        &[(good.clone(), None)],
+    );
     let err = run(catalog, &no_key, false).await.unwrap_err().to_string();
     assert!(err.contains("no Key column"), "{err}");
 
@@ -226,7 +290,14 @@ async fn a_stopped_import_resumes_from_its_checkpoint(catalog: &dyn Catalog) {
     write_report(dir.path(), SCHEMA, &files);
     let s = run(catalog, &from, false).await.unwrap();
     assert_eq!(s.resumed_at_unit, 1);
-    assert_eq!((s.originals.objects, s.thumbnails.objects, s.unmatched.objects), (3, 4, 1));
+    assert_eq!(
+        (
+            s.originals.objects,
+            s.thumbnails.objects,
+            s.unmatched.objects
+        ),
+        (3, 4, 1)
+    );
     assert_eq!(catalog_counts(catalog).await, (3, 3));
 }
 
@@ -243,7 +314,10 @@ async fn app_manifest_gives_the_ids(catalog: &dyn Catalog) {
     .unwrap();
     let from = format!("csv:{}", path.display());
     let s = run(catalog, &from, false).await.unwrap();
-    assert_eq!((s.photos_added, s.thumbnails_added, s.couples_added), (2, 1, 2));
+    assert_eq!(
+        (s.photos_added, s.thumbnails_added, s.couples_added),
+        (2, 1, 2)
+    );
 
     let bad = dir.path().join("bad.csv");
     std::fs::write(&bad, "couple,photo,key,role\nu-3,1,k.jpg,poster\n").unwrap();
@@ -251,7 +325,10 @@ async fn app_manifest_gives_the_ids(catalog: &dyn Catalog) {
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.contains("line 2") && err.contains("\"poster\""), "{err}");
+    assert!(
+        err.contains("line 2") && err.contains("\"poster\""),
+        "{err}"
+    );
     assert_eq!(catalog_counts(catalog).await, (2, 1));
 }
 

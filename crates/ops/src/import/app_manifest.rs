@@ -47,12 +47,14 @@ impl AppManifest {
         reader.read_line(&mut header).map_err(io)?;
         let names = super::csv_line::fields(header.trim_end()).unwrap_or_default();
         let find = |name: &str| names.iter().position(|n| n.trim() == name);
-        let missing = |name: &str| ImportError::Row {
+        let missing = |name: &str| {
+            ImportError::Row {
             file: path.to_owned(),
             line: 1,
             reason: format!(
                 "the header has no `{name}` column; the manifest's first line must name couple,photo,key,role (and optionally bytes)"
             ),
+        }
         };
         let columns = Columns {
             couple: find("couple").ok_or_else(|| missing("couple"))?,

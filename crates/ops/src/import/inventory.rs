@@ -247,8 +247,14 @@ mod tests {
 
     #[test]
     fn keys_are_form_decoded() {
-        assert_eq!(decode_key("photos/a+b/c%2Bd.jpg").unwrap(), "photos/a b/c+d.jpg");
-        assert_eq!(decode_key("photos/%C3%A9t%C3%A9.jpg").unwrap(), "photos/été.jpg");
+        assert_eq!(
+            decode_key("photos/a+b/c%2Bd.jpg").unwrap(),
+            "photos/a b/c+d.jpg"
+        );
+        assert_eq!(
+            decode_key("photos/%C3%A9t%C3%A9.jpg").unwrap(),
+            "photos/été.jpg"
+        );
         assert!(decode_key("photos/%FF.jpg").is_err());
     }
 }

@@ -39,11 +39,8 @@ pub struct Unit {
 pub trait Source: Send {
     /// Unit number `index` (units before it were imported; `cursor` is what the last of them
     /// left), or `None` when the source is exhausted.
-    async fn unit(
-        &mut self,
-        index: i64,
-        cursor: Option<&str>,
-    ) -> Result<Option<Unit>, ImportError>;
+    async fn unit(&mut self, index: i64, cursor: Option<&str>)
+        -> Result<Option<Unit>, ImportError>;
 }
 
 /// Opens the source an operator named: `s3://BUCKET/.../manifest.json` or
