@@ -8,10 +8,18 @@ use crate::cli::ImportArgs;
 pub async fn run(a: ImportArgs) -> anyhow::Result<()> {
     let patterns = Patterns::parse(&a.original, &a.thumbnail)?;
     let mut source = recast_ops::import::open_source(&a.from).await?;
-    let catalog = a.db.open().await?;
     let options = ImportOptions { dry_run: a.dry_run };
+    if a.dry_run {
+        // A dry run does not even open (or create) the catalog.
+        let summary =
+            recast_ops::import::import(None, &a.from, source.as_mut(), &patterns, &options)
+                .await
+                .with_context(|| format!("failed to read {}", a.from))?;
+        return print_summary(&summary, a.json);
+    }
+    let catalog = a.db.open().await?;
     let result = recast_ops::import::import(
-        catalog.as_ref(),
+        Some(catalog.as_ref()),
         &a.from,
         source.as_mut(),
         &patterns,
@@ -20,10 +28,14 @@ pub async fn run(a: ImportArgs) -> anyhow::Result<()> {
     .await;
     catalog.close().await;
     let summary = result.with_context(|| format!("failed to import {}", a.from))?;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+    print_summary(&summary, a.json)
+}
+
+fn print_summary(summary: &ImportSummary, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(summary)?);
     } else {
-        print!("{}", human(&summary));
+        print!("{}", human(summary));
     }
     Ok(())
 }

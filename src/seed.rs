@@ -145,7 +145,7 @@ pub async fn import_seeded(
     let patterns = Patterns::parse(&patterns.0, &patterns.1)?;
     let mut source = recast_ops::import::listing_of(store, store_url);
     recast_ops::import::import(
-        catalog,
+        Some(catalog),
         store_url,
         source.as_mut(),
         &patterns,

@@ -117,7 +117,7 @@ async fn run(
 ) -> Result<ImportSummary, ImportError> {
     let mut source = open_source(from).await?;
     import(
-        catalog,
+        Some(catalog),
         from,
         source.as_mut(),
         &patterns(),

@@ -22,22 +22,23 @@ pub struct ImportOptions {
     pub dry_run: bool,
 }
 
-/// Imports `source` (named `from`: the checkpoint's key) into the catalog through `patterns`.
+/// Imports `source` (named `from`: the checkpoint's key) into the catalog through `patterns`; a
+/// dry run (no catalog, or `options.dry_run`) reads and counts only.
 /// Resumes from the checkpoint of an earlier import of the same `from` that stopped; re-running a
 /// finished import adds nothing. A unit that fails (checksum, gzip, a bad row) is discarded whole
 /// and the import stops with its error; the units before it stay staged for the next run.
 pub async fn import(
-    catalog: &dyn Catalog,
+    catalog: Option<&dyn Catalog>,
     from: &str,
     source: &mut dyn Source,
     patterns: &Patterns,
     options: &ImportOptions,
 ) -> Result<ImportSummary, ImportError> {
-    let dry = options.dry_run;
-    let checkpoint = if dry {
-        None
-    } else {
-        catalog.import_checkpoint(from).await?
+    let catalog = catalog.filter(|_| !options.dry_run);
+    let dry = catalog.is_none();
+    let checkpoint = match catalog {
+        Some(c) => c.import_checkpoint(from).await?,
+        None => None,
     };
     let (mut units_done, mut cursor, mut summary) = match checkpoint {
         Some(cp) => {
@@ -56,9 +57,9 @@ pub async fn import(
         ),
     };
     summary.resumed_at_unit = units_done.max(0) as u64;
-    if !dry {
+    if let Some(c) = catalog {
         // Rows of a unit an earlier import began and never checkpointed.
-        catalog.import_discard(from, units_done).await?;
+        c.import_discard(from, units_done).await?;
     }
     let mut dry_orphans = DryOrphans::default();
     while let Some(unit) = source.unit(units_done, cursor.as_deref()).await? {
@@ -74,25 +75,25 @@ pub async fn import(
                 let Some(object) = classify(record?, patterns, &mut counted) else {
                     continue;
                 };
-                if dry {
+                let Some(c) = catalog else {
                     dry_orphans.see(&object);
                     continue;
-                }
+                };
                 batch.push(object);
                 if batch.len() == STAGE_BATCH {
-                    catalog.import_stage(from, units_done, &batch).await?;
+                    c.import_stage(from, units_done, &batch).await?;
                     batch.clear();
                 }
             }
-            if !batch.is_empty() {
-                catalog.import_stage(from, units_done, &batch).await?;
+            if let (Some(c), false) = (catalog, batch.is_empty()) {
+                c.import_stage(from, units_done, &batch).await?;
             }
             Ok(())
         }
         .await;
         if let Err(e) = staged {
-            if !dry {
-                if let Err(discard) = catalog.import_discard(from, units_done).await {
+            if let Some(c) = catalog {
+                if let Err(discard) = c.import_discard(from, units_done).await {
                     tracing::warn!(unit = %name, error = %discard, "failed to discard a refused unit's rows; the next import discards them");
                 }
             }
@@ -103,26 +104,26 @@ pub async fn import(
         summary = counted;
         summary.units = units_done as u64;
         tracing::debug!(unit = %name, objects = summary.objects(), "unit staged");
-        if !dry {
+        if let Some(c) = catalog {
             let checkpoint = ImportCheckpoint {
                 units_done,
                 cursor: cursor.clone(),
                 summary: serde_json::to_string(&summary).expect("a summary serialises"),
             };
-            catalog.import_save_checkpoint(from, &checkpoint).await?;
+            c.import_save_checkpoint(from, &checkpoint).await?;
         }
     }
-    if dry {
-        let (count, keys) = dry_orphans.orphans();
-        summary.orphans = count;
-        summary.orphan_keys = keys;
-    } else {
-        let resolved = catalog.import_resolve(from, MAX_LISTED as u32).await?;
+    if let Some(c) = catalog {
+        let resolved = c.import_resolve(from, MAX_LISTED as u32).await?;
         summary.orphans = resolved.orphans;
         summary.orphan_keys = resolved.orphan_keys;
         summary.couples_added = resolved.couples_added;
         summary.photos_added = resolved.photos_added;
         summary.thumbnails_added = resolved.thumbnails_added;
+    } else {
+        let (count, keys) = dry_orphans.orphans();
+        summary.orphans = count;
+        summary.orphan_keys = keys;
     }
     Ok(summary)
 }
