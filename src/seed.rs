@@ -32,7 +32,6 @@ const SYNTH_SOURCES: u64 = 12;
 pub struct Source {
     pub bytes: Bytes,
     pub extension: String,
-    pub format: String,
     pub dimensions: Option<(u32, u32)>,
     pub thumbnails: Vec<(u32, Bytes)>,
 }
@@ -215,13 +214,12 @@ fn make_source(name: String, bytes: Bytes, sizes: &[u32]) -> Source {
         .map_or("jpg", |(_, e)| e)
         .to_lowercase();
     match recast_codec::decode(&bytes, recast_codec::DEFAULT_MAX_PIXELS) {
-        Ok((image, info)) => Source {
+        Ok((image, _info)) => Source {
             thumbnails: sizes
                 .iter()
                 .map(|&s| (s, Bytes::from(recast_codec::thumbnail_jpeg(&image, s, 85))))
                 .collect(),
             dimensions: Some((image.width(), image.height())),
-            format: info.format_name(),
             bytes,
             extension,
         },
@@ -238,7 +236,6 @@ fn make_source(name: String, bytes: Bytes, sizes: &[u32]) -> Source {
                     })
                     .collect(),
                 dimensions: None,
-                format: "unknown".into(),
                 bytes,
                 extension,
             }
