@@ -47,7 +47,7 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Fill a catalog and a store with demo couples, photos and thumbnails.
+    /// Fill a store with demo couples' photos and thumbnails (and import it with --db).
     Seed(SeedArgs),
     /// Create (or resume) a run and enqueue every couple not yet enqueued.
     Launch(LaunchArgs),
@@ -74,6 +74,11 @@ pub enum Command {
     /// Answer legacy thumbnail and original URLs (and /v1/KEY?w=) from the WebPs, resized on
     /// demand; no database.
     Serve(ServeArgs),
+    /// Fill the catalog from what you have: an S3 Inventory report, a live listing of the store,
+    /// or the app's own manifest, through key patterns.
+    Import(ImportArgs),
+    /// The completion report of a run: one row per photo with its outcome and new key.
+    Export(ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -127,8 +132,10 @@ pub enum QueueCommand {
 
 #[derive(Debug, Args)]
 pub struct SeedArgs {
-    #[command(flatten)]
-    pub db: DbArg,
+    /// Catalog to import the seeded store into (the same import as `recast import --from STORE`);
+    /// without it, seed writes the store only and prints the import command.
+    #[arg(long, env = "RECAST_DB")]
+    pub db: Option<String>,
     /// Object store URL: s3://BUCKET/PREFIX or file:///DIR.
     #[arg(long, env = "RECAST_STORE")]
     pub store: String,
@@ -542,6 +549,8 @@ pub fn main() -> ExitCode {
             Command::Report(a) => crate::report::run(a).await,
             Command::Verify(a) => crate::verify::run(a).await,
             Command::Serve(a) => crate::serve::run(a).await,
+            Command::Import(a) => crate::import::run(a).await,
+            Command::Export(a) => crate::export::run(a).await,
         }
     });
     match result {
@@ -569,14 +578,14 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "RECAST_ORIGINAL",
-        default_value = "photos/{couple}/{photo}.jpg"
+        default_value = DEFAULT_ORIGINAL_PATTERN
     )]
     pub original: String,
     /// Key pattern of the legacy thumbnails ({couple}, {photo}, {size}).
     #[arg(
         long,
         env = "RECAST_THUMBNAIL",
-        default_value = "thumbs/{couple}/{photo}_{size}.jpg"
+        default_value = DEFAULT_THUMBNAIL_PATTERN
     )]
     pub thumbnail: String,
     /// Named legacy sizes, NAME=PIXELS,... (longest side); numeric sizes need no entry.
@@ -600,4 +609,49 @@ pub struct ServeArgs {
     /// WebP quality of answers (0-100).
     #[arg(long, env = "RECAST_WEBP_QUALITY", default_value_t = 80.0)]
     pub webp_quality: f32,
+}
+
+/// Where a store keeps its photos (shared by `import`, `seed` and `serve`).
+pub const DEFAULT_ORIGINAL_PATTERN: &str = "photos/{couple}/{photo}.jpg";
+pub const DEFAULT_THUMBNAIL_PATTERN: &str = "thumbs/{couple}/{photo}_{size}.jpg";
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// What to read: s3://BUCKET/.../manifest.json (an S3 Inventory report; file:// also works),
+    /// s3://BUCKET/PREFIX or file:///DIR (a live listing), csv:PATH or csv:- (the app's manifest
+    /// with columns couple,photo,key,role[,bytes]).
+    #[arg(long, env = "RECAST_FROM")]
+    pub from: String,
+    /// Key pattern of originals ({couple}, {photo}); repeat for several (e.g. one per extension).
+    #[arg(long, default_values_t = [DEFAULT_ORIGINAL_PATTERN.to_owned()])]
+    pub original: Vec<String>,
+    /// Key pattern of thumbnails ({couple}, {photo}, {size}); repeat for several.
+    #[arg(long, default_values_t = [DEFAULT_THUMBNAIL_PATTERN.to_owned()])]
+    pub thumbnail: Vec<String>,
+    /// Read and classify everything; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// The run (default: the most recent).
+    #[arg(long)]
+    pub run: Option<String>,
+    /// FILE.csv, FILE.jsonl (either with .gz) or s3://BUCKET/KEY.csv[.gz].
+    #[arg(long)]
+    pub out: String,
+    /// Only photos in these states (pending, switched, thumbs_gone, done, failed).
+    #[arg(long, value_delimiter = ',')]
+    pub state: Vec<String>,
+    /// Only photos after this photo id: the `last photo id` a previous export printed.
+    #[arg(long, default_value_t = 0)]
+    pub after: i64,
 }

@@ -60,10 +60,18 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
     };
     let seeded = seed(
         &plan,
-        catalog.as_ref(),
+        catalog.max_ids().await?,
         store.clone(),
         &cpu,
         Some(&seed_bar),
+    )
+    .await?;
+    // The catalog is filled through the front door, as an operator's would be.
+    crate::seed::import_seeded(
+        catalog.as_ref(),
+        store.clone(),
+        &store_url,
+        &crate::seed::seed_patterns(&seeded),
     )
     .await?;
     seed_bar.finish_with_message(format!(

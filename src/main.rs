@@ -5,6 +5,8 @@ mod charts;
 mod cli;
 mod convert;
 mod demo;
+mod export;
+mod import;
 mod launch;
 mod logging;
 mod plan;

@@ -245,4 +245,53 @@ pub trait Catalog: crate::RunTail + Send + Sync + Debug {
     /// catalog no process has open is one self-contained file, which a read-only reader can then
     /// read without touching anything ([`crate::open_read_only`]). Later calls fail.
     async fn close(&self);
+
+    // Import and export (issue 11). An import stages the objects it reads per unit (inventory
+    // file, listing page, manifest chunk), checkpoints after each, and resolves the staging area
+    // into couples, photos and thumbnails at the end; nothing reaches the catalog's own tables
+    // before the resolution, which is one transaction.
+
+    /// Where the import of `source` stands, or `None` when no import of it is under way.
+    async fn import_checkpoint(
+        &self,
+        source: &str,
+    ) -> Result<Option<crate::ImportCheckpoint>, CatalogError>;
+
+    /// Drops the staged rows of `source`'s units from `from_unit` on (a unit not checkpointed:
+    /// staged in part by an import that stopped, or refused).
+    async fn import_discard(&self, source: &str, from_unit: i64) -> Result<(), CatalogError>;
+
+    /// Adds rows to `source`'s staging area as part of `unit` (PostgreSQL `COPY`, SQLite
+    /// multi-row inserts in one transaction).
+    async fn import_stage(
+        &self,
+        source: &str,
+        unit: i64,
+        rows: &[crate::StagedObject],
+    ) -> Result<(), CatalogError>;
+
+    /// Records that `source`'s units below `checkpoint.units_done` are staged.
+    async fn import_save_checkpoint(
+        &self,
+        source: &str,
+        checkpoint: &crate::ImportCheckpoint,
+    ) -> Result<(), CatalogError>;
+
+    /// Resolves `source`'s staging area into the catalog in one transaction (idempotent: what
+    /// exists is not added again; orphan thumbnails are left out and listed, the first
+    /// `orphan_samples` of them), then clears the staging area and the checkpoint.
+    async fn import_resolve(
+        &self,
+        source: &str,
+        orphan_samples: u32,
+    ) -> Result<crate::ImportResolved, CatalogError>;
+
+    /// Up to `limit` photos with an internal id above `after`, in id order, with what `run`
+    /// recorded for them (one statement).
+    async fn export_page(
+        &self,
+        run: &Run,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<crate::ExportRow>, CatalogError>;
 }

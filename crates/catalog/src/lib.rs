@@ -7,6 +7,7 @@ mod catalog;
 mod counters;
 mod error;
 mod fleet;
+mod import;
 mod model;
 mod postgres;
 mod reporting;
@@ -20,9 +21,11 @@ mod tail;
 pub mod conformance;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance_counters;
+pub mod conformance_import;
 
 pub use catalog::Catalog;
 pub use error::CatalogError;
+pub use import::{ExportRow, ImportCheckpoint, ImportResolved, ObjectKind, StagedObject};
 pub use model::{
     Checkpoint, CoupleJob, FleetView, Heartbeat, JobAttempt, Lease, NewCouple, NewPhoto,
     NewThumbnail, ProgressRow, ProgressUpdate, Run, SweepItem, WebpRecord, WorkerInfo,

@@ -136,6 +136,8 @@ crate::counters::shared_counter_methods!(
     "LOCK TABLE catalog_counters, run_state_counters, run_reason_counters, run_attempt_counters IN EXCLUSIVE MODE"
 );
 
+crate::import::shared_import_methods!(PgCatalog);
+
 #[async_trait]
 impl Catalog for PgCatalog {
     async fn add_couples(&self, couples: &[NewCouple]) -> Result<(), CatalogError> {
@@ -800,6 +802,51 @@ impl Catalog for PgCatalog {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    async fn import_checkpoint(
+        &self,
+        source: &str,
+    ) -> Result<Option<crate::ImportCheckpoint>, CatalogError> {
+        self.import_checkpoint_shared(source).await
+    }
+
+    async fn import_discard(&self, source: &str, from_unit: i64) -> Result<(), CatalogError> {
+        self.import_discard_shared(source, from_unit).await
+    }
+
+    async fn import_stage(
+        &self,
+        source: &str,
+        unit: i64,
+        rows: &[crate::StagedObject],
+    ) -> Result<(), CatalogError> {
+        crate::import::stage_postgres(&self.pool, source, unit, rows).await
+    }
+
+    async fn import_save_checkpoint(
+        &self,
+        source: &str,
+        checkpoint: &crate::ImportCheckpoint,
+    ) -> Result<(), CatalogError> {
+        self.import_save_checkpoint_shared(source, checkpoint).await
+    }
+
+    async fn import_resolve(
+        &self,
+        source: &str,
+        orphan_samples: u32,
+    ) -> Result<crate::ImportResolved, CatalogError> {
+        self.import_resolve_shared(source, orphan_samples).await
+    }
+
+    async fn export_page(
+        &self,
+        run: &Run,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<crate::ExportRow>, CatalogError> {
+        self.export_page_shared(run, after, limit).await
     }
 }
 

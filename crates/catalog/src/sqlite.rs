@@ -131,6 +131,8 @@ impl SqliteCatalog {
 crate::fleet::shared_fleet_methods!(SqliteCatalog);
 crate::counters::shared_counter_methods!(SqliteCatalog, "");
 
+crate::import::shared_import_methods!(SqliteCatalog);
+
 #[async_trait]
 impl Catalog for SqliteCatalog {
     async fn add_couples(&self, couples: &[NewCouple]) -> Result<(), CatalogError> {
@@ -812,6 +814,51 @@ impl Catalog for SqliteCatalog {
                 .await;
         }
         self.pool.close().await;
+    }
+
+    async fn import_checkpoint(
+        &self,
+        source: &str,
+    ) -> Result<Option<crate::ImportCheckpoint>, CatalogError> {
+        self.import_checkpoint_shared(source).await
+    }
+
+    async fn import_discard(&self, source: &str, from_unit: i64) -> Result<(), CatalogError> {
+        self.import_discard_shared(source, from_unit).await
+    }
+
+    async fn import_stage(
+        &self,
+        source: &str,
+        unit: i64,
+        rows: &[crate::StagedObject],
+    ) -> Result<(), CatalogError> {
+        crate::import::stage_sqlite(&self.pool, source, unit, rows).await
+    }
+
+    async fn import_save_checkpoint(
+        &self,
+        source: &str,
+        checkpoint: &crate::ImportCheckpoint,
+    ) -> Result<(), CatalogError> {
+        self.import_save_checkpoint_shared(source, checkpoint).await
+    }
+
+    async fn import_resolve(
+        &self,
+        source: &str,
+        orphan_samples: u32,
+    ) -> Result<crate::ImportResolved, CatalogError> {
+        self.import_resolve_shared(source, orphan_samples).await
+    }
+
+    async fn export_page(
+        &self,
+        run: &Run,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<crate::ExportRow>, CatalogError> {
+        self.export_page_shared(run, after, limit).await
     }
 }
 

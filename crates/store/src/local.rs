@@ -190,6 +190,28 @@ impl ObjectStore for LocalStore {
         let prefix = prefix.to_owned();
         blocking(move || this.list_blocking(&prefix)).await
     }
+
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        max: u32,
+    ) -> Result<Vec<ObjectMeta>, StoreError> {
+        let this = self.clone();
+        let prefix = prefix.to_owned();
+        let start_after = start_after.map(str::to_owned);
+        blocking(move || {
+            let mut all = this.list_blocking(&prefix)?;
+            let first = match &start_after {
+                Some(after) => all.partition_point(|m| m.key.as_str() <= after.as_str()),
+                None => 0,
+            };
+            let end = all.len().min(first.saturating_add(max as usize));
+            all.truncate(end);
+            Ok(all.split_off(first))
+        })
+        .await
+    }
 }
 
 #[cfg(test)]

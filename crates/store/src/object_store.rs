@@ -60,6 +60,26 @@ pub trait ObjectStore: Send + Sync + Debug {
     fn throttled_attempts(&self) -> ThrottledAttempts {
         ThrottledAttempts::default()
     }
+
+    /// One page of a listing too long to hold: up to `max` keys under `prefix` that sort after
+    /// `start_after` (from the first key when `None`), in key order. An empty page means the
+    /// listing is over. On S3 this is one ListObjectsV2 request (`max` at most 1,000); the local
+    /// folder walks the prefix for each page, which suits its demo scale. The default (for
+    /// decorators) pages through a whole [`ObjectStore::list`].
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        max: u32,
+    ) -> Result<Vec<ObjectMeta>, StoreError> {
+        let mut all = self.list(prefix).await?;
+        let first = match start_after {
+            Some(after) => all.partition_point(|m| m.key.as_str() <= after),
+            None => 0,
+        };
+        all.truncate(all.len().min(first.saturating_add(max as usize)));
+        Ok(all.split_off(first))
+    }
 }
 
 /// Checks a key against the contract above; every backend calls this first.

@@ -361,6 +361,39 @@ impl ObjectStore for S3Store {
     fn throttled_attempts(&self) -> ThrottledAttempts {
         self.throttles.snapshot()
     }
+
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        max: u32,
+    ) -> Result<Vec<ObjectMeta>, StoreError> {
+        let full = |k: &str| {
+            if self.prefix.is_empty() {
+                k.to_owned()
+            } else {
+                format!("{}/{k}", self.prefix)
+            }
+        };
+        let mut request = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(full(prefix))
+            .max_keys(max.clamp(1, 1000) as i32);
+        if let Some(after) = start_after {
+            request = request.start_after(full(after));
+        }
+        let page = request.send().await.map_err(|e| classify(prefix, e))?;
+        Ok(page
+            .contents()
+            .iter()
+            .map(|o| ObjectMeta {
+                key: self.strip(o.key().unwrap_or_default()),
+                size: o.size().unwrap_or_default().max(0) as u64,
+            })
+            .collect())
+    }
 }
 
 /// The base64 of a CRC32C in network byte order, as the x-amz-checksum-crc32c header carries it.

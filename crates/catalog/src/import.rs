@@ -1,0 +1,364 @@
+//! Import and export: the staging area an import fills, its checkpoints, the resolution of staged
+//! objects into couples, photos and thumbnails, and the pages `export` reads. The SQL is written
+//! once for both backends (`$N` placeholders are positional in SQLite too); only the bulk load of
+//! staged rows differs (PostgreSQL `COPY`, SQLite multi-row inserts in one transaction).
+
+use serde::Serialize;
+
+use crate::CatalogError;
+
+/// What an imported object is to its photo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectKind {
+    Original,
+    Thumbnail,
+}
+
+impl ObjectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::Original => "original",
+            ObjectKind::Thumbnail => "thumbnail",
+        }
+    }
+}
+
+/// One object an import read and matched: its couple and photo by the app's (external) ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedObject {
+    pub kind: ObjectKind,
+    pub couple: String,
+    pub photo: String,
+    /// The original's format (`jpeg`, `png`...), from its name; `None` for thumbnails.
+    pub format: Option<String>,
+    pub key: String,
+    pub bytes: u64,
+}
+
+/// Where an import of one source stands: units `0..units_done` are staged; `cursor` is what the
+/// source needs to continue (the last key listed); `summary` is the caller's running totals.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ImportCheckpoint {
+    pub units_done: i64,
+    pub cursor: Option<String>,
+    pub summary: String,
+}
+
+/// What resolving the staged objects added to the catalog, and the orphans it left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ImportResolved {
+    pub couples_added: u64,
+    pub photos_added: u64,
+    pub thumbnails_added: u64,
+    /// Thumbnails whose original is in neither the import nor the catalog: never inserted.
+    pub orphans: u64,
+    /// The first orphans' keys, in key order.
+    pub orphan_keys: Vec<String>,
+}
+
+/// One photo of the catalog with what a run recorded for it (no progress: pending).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ExportRow {
+    /// The internal photo id: the page cursor (`--after`).
+    pub photo_id: i64,
+    pub couple: String,
+    pub photo: String,
+    pub original_key: String,
+    pub state: Option<String>,
+    pub webp_key: Option<String>,
+    pub webp_bytes: Option<i64>,
+    pub kept_reason: Option<String>,
+    pub failure_reason: Option<String>,
+    pub updated_at: Option<i64>,
+}
+
+pub(crate) const CHECKPOINT: &str =
+    "SELECT units_done, cursor, summary FROM import_checkpoints WHERE source = $1";
+
+pub(crate) const SAVE_CHECKPOINT: &str =
+    "INSERT INTO import_checkpoints (source, units_done, cursor, summary, updated_at)
+     VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (source) DO UPDATE SET units_done = excluded.units_done,
+         cursor = excluded.cursor, summary = excluded.summary, updated_at = excluded.updated_at";
+
+pub(crate) const DISCARD: &str = "DELETE FROM import_staging WHERE source = $1 AND unit >= $2";
+
+/// New couples of the staged originals, numbered after the highest id in the order of their
+/// external ids (shorter first, so numeric ids keep their numeric order).
+pub(crate) const ADD_COUPLES: &str = "INSERT INTO couples (id, ext_id, created_at)
+     SELECT m.base + ROW_NUMBER() OVER (ORDER BY LENGTH(n.couple), n.couple), n.couple, $2
+     FROM (SELECT DISTINCT s.couple FROM import_staging s
+           WHERE s.source = $1 AND s.kind = 'original'
+             AND NOT EXISTS (SELECT 1 FROM couples c WHERE c.ext_id = s.couple)) n
+     CROSS JOIN (SELECT COALESCE(MAX(id), 0) AS base FROM couples) m
+     WHERE true";
+
+/// New photos of the staged originals, numbered after the highest id, couple by couple.
+pub(crate) const ADD_PHOTOS: &str =
+    "INSERT INTO photos (id, couple_id, ext_id, original_key, format, bytes)
+     SELECT m.base + ROW_NUMBER() OVER (ORDER BY c.id, LENGTH(s.photo), s.photo, s.key),
+            c.id, s.photo, s.key, COALESCE(s.format, 'unknown'), s.bytes
+     FROM import_staging s
+     JOIN couples c ON c.ext_id = s.couple
+     CROSS JOIN (SELECT COALESCE(MAX(id), 0) AS base FROM photos) m
+     WHERE s.source = $1 AND s.kind = 'original'
+       AND NOT EXISTS (SELECT 1 FROM photos p WHERE p.original_key = s.key)
+       AND NOT EXISTS (SELECT 1 FROM photos p WHERE p.couple_id = c.id AND p.ext_id = s.photo)
+     ON CONFLICT DO NOTHING";
+
+pub(crate) const ADD_THUMBNAILS: &str = "INSERT INTO thumbnails (photo_id, key, bytes)
+     SELECT p.id, s.key, s.bytes
+     FROM import_staging s
+     JOIN couples c ON c.ext_id = s.couple
+     JOIN photos p ON p.couple_id = c.id AND p.ext_id = s.photo
+     WHERE s.source = $1 AND s.kind = 'thumbnail'
+     ON CONFLICT DO NOTHING";
+
+pub(crate) const ORPHANS: &str = "FROM import_staging s
+     WHERE s.source = $1 AND s.kind = 'thumbnail'
+       AND NOT EXISTS (SELECT 1 FROM couples c JOIN photos p ON p.couple_id = c.id
+                       WHERE c.ext_id = s.couple AND p.ext_id = s.photo)";
+
+pub(crate) const CLEAR_STAGING: &str = "DELETE FROM import_staging WHERE source = $1";
+pub(crate) const CLEAR_CHECKPOINT: &str = "DELETE FROM import_checkpoints WHERE source = $1";
+
+/// One page of the export ($1 run, $2 after photo id, $3 limit); external ids fall back to the
+/// internal ones for rows added without them.
+pub(crate) const EXPORT_PAGE: &str = "SELECT p.id AS photo_id,
+            COALESCE(c.ext_id, CAST(c.id AS TEXT)) AS couple,
+            COALESCE(p.ext_id, CAST(p.id AS TEXT)) AS photo,
+            p.original_key, g.state, g.webp_key, g.webp_bytes, g.kept_reason, g.failure_reason,
+            g.updated_at
+     FROM photos p
+     JOIN couples c ON c.id = p.couple_id
+     LEFT JOIN photo_progress g ON g.run_id = $1 AND g.photo_id = p.id
+     WHERE p.id > $2
+     ORDER BY p.id
+     LIMIT $3";
+
+/// The import and export methods both backends share, as inherent methods their `Catalog` impls
+/// call (a macro rather than a generic function: the same code against each backend's pool).
+macro_rules! shared_import_methods {
+    ($catalog:ty) => {
+        impl $catalog {
+            pub(crate) async fn import_checkpoint_shared(
+                &self,
+                source: &str,
+            ) -> Result<Option<crate::ImportCheckpoint>, CatalogError> {
+                Ok(sqlx::query_as(crate::import::CHECKPOINT)
+                    .bind(source)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            pub(crate) async fn import_discard_shared(
+                &self,
+                source: &str,
+                from_unit: i64,
+            ) -> Result<(), CatalogError> {
+                sqlx::query(crate::import::DISCARD)
+                    .bind(source)
+                    .bind(from_unit)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            pub(crate) async fn import_save_checkpoint_shared(
+                &self,
+                source: &str,
+                checkpoint: &crate::ImportCheckpoint,
+            ) -> Result<(), CatalogError> {
+                sqlx::query(crate::import::SAVE_CHECKPOINT)
+                    .bind(source)
+                    .bind(checkpoint.units_done)
+                    .bind(checkpoint.cursor.as_deref())
+                    .bind(&checkpoint.summary)
+                    .bind(now_ms())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            /// Resolves a source's staged objects into the catalog in one transaction: couples,
+            /// then photos, then the thumbnails of photos that exist; counts and lists the
+            /// orphans; then clears the staging area and the checkpoint. Idempotent: what exists
+            /// is not added again.
+            pub(crate) async fn import_resolve_shared(
+                &self,
+                source: &str,
+                orphan_samples: u32,
+            ) -> Result<crate::ImportResolved, CatalogError> {
+                use crate::import as q;
+                let mut tx = self.pool.begin().await?;
+                let couples = sqlx::query(q::ADD_COUPLES)
+                    .bind(source)
+                    .bind(now_ms())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                let photos = sqlx::query(q::ADD_PHOTOS)
+                    .bind(source)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                let thumbnails = sqlx::query(q::ADD_THUMBNAILS)
+                    .bind(source)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                let orphans: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) {}", q::ORPHANS))
+                    .bind(source)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let orphan_keys: Vec<String> = sqlx::query_scalar(&format!(
+                    "SELECT s.key {} ORDER BY s.key LIMIT $2",
+                    q::ORPHANS
+                ))
+                .bind(source)
+                .bind(i64::from(orphan_samples))
+                .fetch_all(&mut *tx)
+                .await?;
+                for clear in [q::CLEAR_STAGING, q::CLEAR_CHECKPOINT] {
+                    sqlx::query(clear).bind(source).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(crate::ImportResolved {
+                    couples_added: couples,
+                    photos_added: photos,
+                    thumbnails_added: thumbnails,
+                    orphans: orphans.max(0) as u64,
+                    orphan_keys,
+                })
+            }
+
+            pub(crate) async fn export_page_shared(
+                &self,
+                run: &crate::Run,
+                after: i64,
+                limit: u32,
+            ) -> Result<Vec<crate::ExportRow>, CatalogError> {
+                Ok(sqlx::query_as(crate::import::EXPORT_PAGE)
+                    .bind(run.id.0)
+                    .bind(after)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+        }
+    };
+}
+pub(crate) use shared_import_methods;
+
+/// Appends one staged row to a PostgreSQL `COPY ... FROM STDIN` text-format buffer.
+pub(crate) fn push_copy_row(buf: &mut Vec<u8>, source: &str, unit: i64, o: &StagedObject) {
+    fn field(buf: &mut Vec<u8>, value: &str) {
+        for b in value.bytes() {
+            match b {
+                b'\\' => buf.extend_from_slice(b"\\\\"),
+                b'\t' => buf.extend_from_slice(b"\\t"),
+                b'\n' => buf.extend_from_slice(b"\\n"),
+                b'\r' => buf.extend_from_slice(b"\\r"),
+                _ => buf.push(b),
+            }
+        }
+    }
+    field(buf, source);
+    buf.push(b'\t');
+    buf.extend_from_slice(unit.to_string().as_bytes());
+    buf.push(b'\t');
+    buf.extend_from_slice(o.kind.as_str().as_bytes());
+    buf.push(b'\t');
+    field(buf, &o.couple);
+    buf.push(b'\t');
+    field(buf, &o.photo);
+    buf.push(b'\t');
+    match &o.format {
+        Some(f) => field(buf, f),
+        None => buf.extend_from_slice(b"\\N"),
+    }
+    buf.push(b'\t');
+    field(buf, &o.key);
+    buf.push(b'\t');
+    buf.extend_from_slice(o.bytes.to_string().as_bytes());
+    buf.push(b'\n');
+}
+
+/// The columns of a staged row, in the order both loads write them.
+const STAGE_COLUMNS: &str =
+    "import_staging (source, unit, kind, couple, photo, format, key, bytes)";
+
+/// Rows per multi-row INSERT into SQLite's staging area (8 values each; SQLite binds at most
+/// 32,766 values per statement).
+const SQLITE_ROWS_PER_INSERT: usize = 2000;
+
+/// Stages rows in SQLite: multi-row inserts of one prepared shape in one transaction.
+pub(crate) async fn stage_sqlite(
+    pool: &sqlx::SqlitePool,
+    source: &str,
+    unit: i64,
+    rows: &[StagedObject],
+) -> Result<(), CatalogError> {
+    let mut tx = pool.begin().await?;
+    for chunk in rows.chunks(SQLITE_ROWS_PER_INSERT) {
+        let mut q =
+            sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!("INSERT INTO {STAGE_COLUMNS} "));
+        q.push_values(chunk, |mut b, o| {
+            b.push_bind(source)
+                .push_bind(unit)
+                .push_bind(o.kind.as_str())
+                .push_bind(&o.couple)
+                .push_bind(&o.photo)
+                .push_bind(o.format.as_deref())
+                .push_bind(&o.key)
+                .push_bind(o.bytes as i64);
+        });
+        q.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Stages rows in PostgreSQL with one `COPY ... FROM STDIN` (text format).
+pub(crate) async fn stage_postgres(
+    pool: &sqlx::PgPool,
+    source: &str,
+    unit: i64,
+    rows: &[StagedObject],
+) -> Result<(), CatalogError> {
+    let mut buf = Vec::with_capacity(rows.len() * 96);
+    for o in rows {
+        push_copy_row(&mut buf, source, unit, o);
+    }
+    let mut conn = pool.acquire().await?;
+    let mut copy = conn
+        .copy_in_raw(&format!("COPY {STAGE_COLUMNS} FROM STDIN"))
+        .await?;
+    copy.send(buf).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_rows_escape_what_copy_text_format_reserves() {
+        let mut buf = Vec::new();
+        let o = StagedObject {
+            kind: ObjectKind::Thumbnail,
+            couple: "a\tb".into(),
+            photo: "c\\d".into(),
+            format: None,
+            key: "k\nl".into(),
+            bytes: 7,
+        };
+        push_copy_row(&mut buf, "s", 3, &o);
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "s\t3\tthumbnail\ta\\tb\tc\\\\d\t\\N\tk\\nl\t7\n"
+        );
+    }
+}

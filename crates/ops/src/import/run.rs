@@ -1,0 +1,196 @@
+//! The import itself: unit after unit from the checkpoint, each classified, staged and
+//! checkpointed; then one resolution into the catalog.
+
+use std::collections::{HashMap, HashSet};
+
+use recast_catalog::{Catalog, ImportCheckpoint, ObjectKind, StagedObject};
+
+use super::classify::{format_of, Patterns};
+use super::source::{Record, Source, Unit};
+use super::{ImportError, ImportSummary};
+
+/// Unmatched keys and orphans listed by name in a summary (all are counted).
+pub const MAX_LISTED: usize = 100;
+/// Staged rows sent to the catalog at once.
+const STAGE_BATCH: usize = 20_000;
+
+/// How to import.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// Read and classify everything, write nothing. Orphans are then found in memory (a set of the
+    /// originals seen), so a dry run's memory grows with the photos; the import's does not.
+    pub dry_run: bool,
+}
+
+/// Imports `source` (named `from`: the checkpoint's key) into the catalog through `patterns`; a
+/// dry run (no catalog, or `options.dry_run`) reads and counts only.
+/// Resumes from the checkpoint of an earlier import of the same `from` that stopped; re-running a
+/// finished import adds nothing. A unit that fails (checksum, gzip, a bad row) is discarded whole
+/// and the import stops with its error; the units before it stay staged for the next run.
+pub async fn import(
+    catalog: Option<&dyn Catalog>,
+    from: &str,
+    source: &mut dyn Source,
+    patterns: &Patterns,
+    options: &ImportOptions,
+) -> Result<ImportSummary, ImportError> {
+    let catalog = catalog.filter(|_| !options.dry_run);
+    let dry = catalog.is_none();
+    let checkpoint = match catalog {
+        Some(c) => c.import_checkpoint(from).await?,
+        None => None,
+    };
+    let (mut units_done, mut cursor, mut summary) = match checkpoint {
+        Some(cp) => {
+            let summary: ImportSummary =
+                serde_json::from_str(&cp.summary).map_err(ImportError::Checkpoint)?;
+            (cp.units_done, cp.cursor, summary)
+        }
+        None => (
+            0,
+            None,
+            ImportSummary {
+                source: from.to_owned(),
+                dry_run: dry,
+                ..ImportSummary::default()
+            },
+        ),
+    };
+    summary.resumed_at_unit = units_done.max(0) as u64;
+    if let Some(c) = catalog {
+        // Rows of a unit an earlier import began and never checkpointed.
+        c.import_discard(from, units_done).await?;
+    }
+    let mut dry_orphans = DryOrphans::default();
+    while let Some(unit) = source.unit(units_done, cursor.as_deref()).await? {
+        let Unit {
+            name,
+            cursor: next_cursor,
+            records,
+        } = unit;
+        let mut counted = summary.clone();
+        let mut batch = Vec::with_capacity(STAGE_BATCH);
+        let staged: Result<(), ImportError> = async {
+            for record in records {
+                let Some(object) = classify(record?, patterns, &mut counted) else {
+                    continue;
+                };
+                let Some(c) = catalog else {
+                    dry_orphans.see(&object);
+                    continue;
+                };
+                batch.push(object);
+                if batch.len() == STAGE_BATCH {
+                    c.import_stage(from, units_done, &batch).await?;
+                    batch.clear();
+                }
+            }
+            if let (Some(c), false) = (catalog, batch.is_empty()) {
+                c.import_stage(from, units_done, &batch).await?;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = staged {
+            if let Some(c) = catalog {
+                if let Err(discard) = c.import_discard(from, units_done).await {
+                    tracing::warn!(unit = %name, error = %discard, "failed to discard a refused unit's rows; the next import discards them");
+                }
+            }
+            return Err(e);
+        }
+        units_done += 1;
+        cursor = next_cursor;
+        summary = counted;
+        summary.units = units_done as u64;
+        tracing::debug!(unit = %name, objects = summary.objects(), "unit staged");
+        if let Some(c) = catalog {
+            let checkpoint = ImportCheckpoint {
+                units_done,
+                cursor: cursor.clone(),
+                summary: serde_json::to_string(&summary).expect("a summary serialises"),
+            };
+            c.import_save_checkpoint(from, &checkpoint).await?;
+        }
+    }
+    if let Some(c) = catalog {
+        let resolved = c.import_resolve(from, MAX_LISTED as u32).await?;
+        summary.orphans = resolved.orphans;
+        summary.orphan_keys = resolved.orphan_keys;
+        summary.couples_added = resolved.couples_added;
+        summary.photos_added = resolved.photos_added;
+        summary.thumbnails_added = resolved.thumbnails_added;
+    } else {
+        let (count, keys) = dry_orphans.orphans();
+        summary.orphans = count;
+        summary.orphan_keys = keys;
+    }
+    Ok(summary)
+}
+
+/// Classifies one record and counts it; `None` for an unmatched key.
+fn classify(
+    record: Record,
+    patterns: &Patterns,
+    summary: &mut ImportSummary,
+) -> Option<StagedObject> {
+    let (kind, couple, photo) = match record.given {
+        Some(g) => (g.kind, g.couple, g.photo),
+        None => match patterns.classify(&record.key) {
+            Some(c) => (c.kind, c.couple, c.photo),
+            None => {
+                summary.unmatched.objects += 1;
+                summary.unmatched.bytes += record.bytes;
+                if summary.unmatched_keys.len() < MAX_LISTED {
+                    summary.unmatched_keys.push(record.key);
+                }
+                return None;
+            }
+        },
+    };
+    let totals = match kind {
+        ObjectKind::Original => &mut summary.originals,
+        ObjectKind::Thumbnail => &mut summary.thumbnails,
+    };
+    totals.objects += 1;
+    totals.bytes += record.bytes;
+    Some(StagedObject {
+        kind,
+        format: (kind == ObjectKind::Original).then(|| format_of(&record.key)),
+        couple,
+        photo,
+        key: record.key,
+        bytes: record.bytes,
+    })
+}
+
+/// A dry run's orphan finder: the originals seen, and the thumbnails whose original was not yet.
+#[derive(Default)]
+struct DryOrphans {
+    originals: HashSet<(String, String)>,
+    waiting: HashMap<(String, String), Vec<String>>,
+}
+
+impl DryOrphans {
+    fn see(&mut self, o: &StagedObject) {
+        let id = (o.couple.clone(), o.photo.clone());
+        match o.kind {
+            ObjectKind::Original => {
+                self.waiting.remove(&id);
+                self.originals.insert(id);
+            }
+            ObjectKind::Thumbnail if !self.originals.contains(&id) => {
+                self.waiting.entry(id).or_default().push(o.key.clone());
+            }
+            ObjectKind::Thumbnail => {}
+        }
+    }
+
+    fn orphans(self) -> (u64, Vec<String>) {
+        let mut keys: Vec<String> = self.waiting.into_values().flatten().collect();
+        keys.sort();
+        let count = keys.len() as u64;
+        keys.truncate(MAX_LISTED);
+        (count, keys)
+    }
+}
