@@ -331,12 +331,12 @@ fn bad_input_is_a_one_line_400_or_404_never_a_500() {
     let env = Env::new();
     seed(&env, 2, 2);
     let store = env.store_dir();
+    let some_thumb = legacy_thumbnails(&store).into_keys().next().unwrap();
     std::fs::create_dir_all(store.join("photos/x")).unwrap();
     std::fs::write(store.join("photos/x/note.jpg"), b"just text, not a photo").unwrap();
     std::fs::create_dir_all(store.join("thumbs/x")).unwrap();
     std::fs::write(store.join("thumbs/x/note_160.jpg"), b"text again").unwrap();
     let server = Server::start(&env, &["--max-width", "2000", "--sizes", "small=160"]);
-    let some_thumb = legacy_thumbnails(&store).into_keys().next().unwrap();
     let stem = some_thumb.rsplit_once('_').unwrap().0.to_owned();
     for (path, status) in [
         ("/thumbs/../photos/x/note.jpg".to_owned(), 400),
@@ -466,12 +466,12 @@ fn sigterm_drains_requests_in_flight_then_exits_0() {
         .status()
         .unwrap();
     assert!(killed.success());
-    for mut s in streams {
+    for (i, mut s) in (0..).zip(streams) {
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).unwrap();
         let r = parse_reply(&raw);
         assert_eq!(r.status, 200, "{}", r.text());
-        assert_eq!(r.dims().0, 3000);
+        assert_eq!(r.dims().0, 3000 + i);
     }
     let status = server.child.wait().unwrap();
     assert!(status.success(), "serve exits 0 after draining: {status}");
