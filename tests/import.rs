@@ -148,6 +148,8 @@ fn import_launch_work_export_matches_the_store() {
         &env.store(),
         "--queue",
         &env.queue(),
+        "--run",
+        "r1",
         "--exit-when-idle",
         "--poll-wait",
         "100ms",
