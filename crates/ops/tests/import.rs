@@ -228,7 +228,9 @@ async fn bad_files_import_nothing_of_themselves(catalog: &dyn Catalog) {
     let mut truncated = gzip(&csv_line("photos/b/1.jpg", 1).repeat(50));
     truncated.truncate(truncated.len() - 12);
     let short = gzip(&[csv_line("photos/c/1.jpg", 1), "\"src\"\n".into()].concat());
-    let cases: Vec<(&str, Vec<(Vec<u8>, Option<String>)>, &str)> = vec![
+    // (case, inventory files as (gzip bytes, MD5 to claim instead of theirs), expected error)
+    type Case<'a> = (&'a str, Vec<(Vec<u8>, Option<String>)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "truncated",
             vec![(good.clone(), None), (truncated, None)],
