@@ -58,6 +58,7 @@ pub fn to_json(s: &RunStatus) -> serde_json::Value {
         "status": s,
         "photos_total": s.photos_total(),
         "complete": s.is_complete(),
+        "couples_unfinished": s.couples_unfinished(),
         "objects_before": objects_before,
         "objects_after": objects_after,
         "bytes_before": bytes_before,
@@ -101,7 +102,7 @@ pub fn render(s: &RunStatus) -> String {
     );
     let _ = writeln!(
         out,
-        "couples   {} total, {} enqueued{}, {} complete",
+        "couples   {} total, {} enqueued{}, {} complete, {} enqueued but unfinished",
         s.couples_total,
         s.couples_enqueued,
         if s.producer_finished {
@@ -109,7 +110,8 @@ pub fn render(s: &RunStatus) -> String {
         } else {
             " (launch not finished)"
         },
-        s.couples_complete
+        s.couples_complete,
+        s.couples_unfinished()
     );
     let states = [
         PhotoState::Pending,

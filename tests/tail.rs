@@ -273,6 +273,10 @@ async fn requeue_restores_messages_lost_to_a_purge() {
     finish(a);
     let s = status(&env);
     assert_ne!(s["complete"], true, "{s:#}");
+    assert!(
+        s["couples_unfinished"].as_u64().unwrap() > 0,
+        "status shows the purged couples as enqueued but unfinished: {s:#}"
+    );
 
     let (db, queue) = (env.db(), env.queue());
     let out = env.ok(&["launch", "--db", &db, "--queue", &queue, "--requeue"]);
@@ -295,6 +299,7 @@ async fn requeue_restores_messages_lost_to_a_purge() {
         s["photos_total"].as_u64().unwrap(),
         "{s:#}"
     );
+    assert_eq!(s["couples_unfinished"], 0, "{s:#}");
     assert_eq!(thumbnails(&env), 0);
 }
 

@@ -40,6 +40,12 @@ impl RunStatus {
         self.by_state.get(s.as_str()).copied().unwrap_or_default()
     }
 
+    /// Couples enqueued whose job has not completed yet: in the queue, running, or lost (a purge,
+    /// the queue's retention, a wrong queue — `launch --requeue` sends them again).
+    pub fn couples_unfinished(&self) -> u64 {
+        self.couples_enqueued.saturating_sub(self.couples_complete)
+    }
+
     pub fn photos_total(&self) -> u64 {
         self.by_state.values().map(|t| t.photos).sum()
     }
