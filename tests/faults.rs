@@ -48,6 +48,7 @@ async fn two_workers_lose_nothing_under_faults_and_restarts() {
     let pg = Pg::start();
     let run = seed_and_launch(pg.url(), 16, MAX_RECEIVES).await;
     let seed = seed();
+    eprintln!("fault suite: FAULT_SEED={seed}");
     let plan = FaultPlan {
         seed,
         slow_down: 0.06,
@@ -60,24 +61,30 @@ async fn two_workers_lose_nothing_under_faults_and_restarts() {
     };
     let proxy = FaultProxy::start(&endpoint(), plan).await.unwrap();
     let names = ["w1", "w2"];
-    let workers: Vec<_> = names.iter().map(|n| run.worker(&proxy.url(), n)).collect();
+    let mut workers: Vec<_> = names
+        .iter()
+        .map(|n| (run.worker(&proxy.url(), n), *n))
+        .collect();
 
     // PostgreSQL restarts under the workers once a quarter of the WebPs are stored.
     let quarter = run.photos / 4;
-    wait_until("a quarter of the WebPs are stored", DEADLINE, || {
-        proxy.counts().upstream_done(Op::PutObject) >= quarter
-    });
+    run.wait_for(
+        "a quarter of the WebPs are stored",
+        DEADLINE,
+        &mut workers,
+        || proxy.counts().upstream_done(Op::PutObject) >= quarter,
+    );
     pg.restart();
     // The S3/SQS server is unreachable for four seconds once half are stored (moto cannot restart
     // without losing its state; the proxy refusing every connection is what clients would see).
-    wait_until("half the WebPs are stored", DEADLINE, || {
+    run.wait_for("half the WebPs are stored", DEADLINE, &mut workers, || {
         proxy.counts().upstream_done(Op::PutObject) >= run.photos / 2
     });
     proxy.set_down(true);
     tokio::time::sleep(Duration::from_secs(4)).await;
     proxy.set_down(false);
 
-    for (child, name) in workers.into_iter().zip(names) {
+    for (child, name) in workers {
         run.finish(child, name, deadline);
     }
     let counts = proxy.counts();

@@ -298,6 +298,41 @@ impl Run {
     }
 }
 
+impl Run {
+    /// Polls `done` while the workers run: fails with `what` and every worker's log at the
+    /// deadline, or at once when every worker has exited (nothing more can happen then).
+    pub fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        workers: &mut [(Child, &str)],
+        mut done: impl FnMut() -> bool,
+    ) {
+        let until = Instant::now() + timeout;
+        while !done() {
+            let exited: Vec<String> = workers
+                .iter_mut()
+                .filter_map(|(c, n)| c.try_wait().unwrap().map(|s| format!("{n} ({s})")))
+                .collect();
+            let why = if exited.len() == workers.len() {
+                Some(format!("every worker exited: {}", exited.join(", ")))
+            } else if Instant::now() >= until {
+                Some(format!("timed out (exited: {exited:?})"))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                let logs: String = workers
+                    .iter()
+                    .map(|(_, n)| format!("\n--- {n}'s log:\n{}", self.log(n)))
+                    .collect();
+                panic!("waiting until {what}: {why}{logs}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 /// Polls `done` until it holds, or fails with `what` at the deadline.
 pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let until = Instant::now() + timeout;
