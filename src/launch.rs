@@ -46,6 +46,13 @@ pub async fn run(a: LaunchArgs) -> anyhow::Result<()> {
     if a.requeue {
         let n = requeue(catalog.as_ref(), queue.as_ref(), &run).await?;
         println!("run {:?}: requeued {n} couples not complete", run.name);
+        let unblocked = catalog.unblock_sweeps(&run).await?;
+        if unblocked > 0 {
+            println!(
+                "run {:?}: {unblocked} photos whose thumbnails the store refused to delete will be swept again",
+                run.name
+            );
+        }
     }
     catalog.close().await;
     println!(

@@ -277,6 +277,12 @@ async fn requeue_restores_messages_lost_to_a_purge() {
         s["couples_unfinished"].as_u64().unwrap() > 0,
         "status shows the purged couples as enqueued but unfinished: {s:#}"
     );
+    assert!(
+        s["oldest_unfinished_age_secs"].is_u64(),
+        "status gives the oldest unfinished couple's age: {s:#}"
+    );
+    let text = env.ok(&["status", "--db", &env.db()]);
+    assert!(text.contains("oldest enqueued"), "{text}");
 
     let (db, queue) = (env.db(), env.queue());
     let out = env.ok(&["launch", "--db", &db, "--queue", &queue, "--requeue"]);
@@ -300,6 +306,7 @@ async fn requeue_restores_messages_lost_to_a_purge() {
         "{s:#}"
     );
     assert_eq!(s["couples_unfinished"], 0, "{s:#}");
+    assert!(s["oldest_unfinished_age_secs"].is_null(), "{s:#}");
     assert_eq!(thumbnails(&env), 0);
 }
 

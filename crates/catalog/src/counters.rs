@@ -46,6 +46,14 @@ pub(crate) const ATTEMPTS: &str = "SELECT CAST(coalesce(sum(attempts), 0) AS BIG
             min(first_started), max(last_finished)
      FROM run_attempt_counters WHERE run_id = $1";
 
+/// When the run's oldest enqueued couple whose job has not completed was enqueued ($1 run), in
+/// Unix ms: the first rows of an index in time order. A row whose couple did complete (PostgreSQL:
+/// the completion committed while the producer's checkpoint added the row) is passed over.
+pub(crate) const OLDEST_OPEN: &str = "SELECT o.enqueued_at FROM run_open_couples o
+     WHERE o.run_id = $1 AND NOT EXISTS (SELECT 1 FROM job_attempts a WHERE a.run_id = o.run_id
+           AND a.couple_id = o.couple_id AND a.outcome = 'complete')
+     ORDER BY o.enqueued_at LIMIT 1";
+
 /// (attempts, couples complete, s3 get, s3 put, delete requests, deleted objects, sqs requests,
 /// db statements, first started, last finished).
 pub(crate) type AttemptTuple = (
@@ -212,9 +220,20 @@ macro_rules! shared_counter_methods {
                         .fetch_one(&self.pool)
                         .await?;
                 let checkpoint = self.checkpoint(run).await?;
-                Ok(crate::counters::status(
-                    run, catalog, states, reasons, attempts, checkpoint,
-                ))
+                let oldest = self.oldest_open(run).await?;
+                let mut status =
+                    crate::counters::status(run, catalog, states, reasons, attempts, checkpoint);
+                status.oldest_unfinished_enqueued_ms = oldest;
+                status.sweep_blocked = crate::RunTail::sweep_blocked(self, run).await?;
+                Ok(status)
+            }
+
+            /// See [`crate::counters::OLDEST_OPEN`].
+            pub(crate) async fn oldest_open(&self, run: &Run) -> Result<Option<i64>, CatalogError> {
+                Ok(sqlx::query_scalar(crate::counters::OLDEST_OPEN)
+                    .bind(run.id.0)
+                    .fetch_optional(&self.pool)
+                    .await?)
             }
 
             pub(crate) async fn repair_run_counters(&self, run: &Run) -> Result<(), CatalogError> {

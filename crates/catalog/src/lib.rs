@@ -22,6 +22,8 @@ pub mod conformance;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance_counters;
 pub mod conformance_import;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance_open;
 
 pub use catalog::Catalog;
 pub use error::CatalogError;

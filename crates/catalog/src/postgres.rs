@@ -413,6 +413,7 @@ impl Catalog for PgCatalog {
                  SELECT photo_id FROM photo_progress
                  WHERE run_id = $1 AND state IN ({states})
                    AND (sweep_owner IS NULL OR sweep_until < $3)
+                   AND sweep_blocked IS NULL
                  ORDER BY photo_id LIMIT $4
                  FOR UPDATE SKIP LOCKED),
              claimed AS (
@@ -438,7 +439,7 @@ impl Catalog for PgCatalog {
     async fn sweep_backlog(&self, run: &Run, tally: &Tally) -> Result<u64, CatalogError> {
         tally.db(1);
         let (n,): (i64,) = sqlx::query_as(&format!(
-            "SELECT count(*) FROM photo_progress WHERE run_id = $1 AND state IN ({})",
+            "SELECT count(*) FROM photo_progress WHERE run_id = $1 AND state IN ({}) AND sweep_blocked IS NULL",
             sweepable_states(run)
         ))
         .bind(run.id.0)
@@ -561,6 +562,8 @@ impl Catalog for PgCatalog {
         let cp = self.checkpoint(run).await?;
         status.couples_enqueued = cp.enqueued;
         status.producer_finished = cp.finished;
+        status.oldest_unfinished_enqueued_ms = self.oldest_open(run).await?;
+        status.sweep_blocked = crate::RunTail::sweep_blocked(self, run).await?;
         Ok(status)
     }
 

@@ -409,6 +409,7 @@ impl Catalog for SqliteCatalog {
                  SELECT photo_id FROM photo_progress
                  WHERE run_id = ? AND state IN ({sweepable})
                    AND (sweep_owner IS NULL OR sweep_until < ?)
+                   AND sweep_blocked IS NULL
                  ORDER BY photo_id LIMIT ?)
              RETURNING photo_id"
         ))
@@ -444,7 +445,7 @@ impl Catalog for SqliteCatalog {
     async fn sweep_backlog(&self, run: &Run, tally: &Tally) -> Result<u64, CatalogError> {
         tally.db(1);
         let (n,): (i64,) = sqlx::query_as(&format!(
-            "SELECT count(*) FROM photo_progress WHERE run_id = ? AND state IN ({})",
+            "SELECT count(*) FROM photo_progress WHERE run_id = ? AND state IN ({}) AND sweep_blocked IS NULL",
             sweepable_states(run)
         ))
         .bind(run.id.0)
@@ -568,6 +569,8 @@ impl Catalog for SqliteCatalog {
         let cp = self.checkpoint(run).await?;
         status.couples_enqueued = cp.enqueued;
         status.producer_finished = cp.finished;
+        status.oldest_unfinished_enqueued_ms = self.oldest_open(run).await?;
+        status.sweep_blocked = crate::RunTail::sweep_blocked(self, run).await?;
         Ok(status)
     }
 

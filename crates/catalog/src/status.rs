@@ -25,6 +25,10 @@ pub struct RunStatus {
     pub couples_enqueued: u64,
     pub producer_finished: bool,
     pub couples_complete: u64,
+    /// When the oldest couple enqueued but unfinished was first enqueued (Unix ms), if any.
+    pub oldest_unfinished_enqueued_ms: Option<i64>,
+    /// Photos whose thumbnails the store refused to delete (not swept until `launch --requeue`).
+    pub sweep_blocked: u64,
     pub by_state: BTreeMap<String, StateTotals>,
     pub failures: BTreeMap<String, u64>,
     /// Photos that keep their original, by reason (not failures).

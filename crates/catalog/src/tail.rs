@@ -16,20 +16,32 @@ pub(crate) const BIND_QUEUE: &str =
 /// The queue the run ($1) is bound to.
 pub(crate) const BOUND_QUEUE: &str = "SELECT queue_url FROM run_queues WHERE run_id = $1";
 
-/// Up to $3 couples with an id above $1 of which the run ($2) has not recorded every photo, with
-/// their photos and thumbnail keys, as job rows (see `rows::JobRow`).
+/// Up to $3 couples with an id above $1 that the run ($2) enqueued and whose job has not completed
+/// (`run_open_couples`, kept by triggers: a read of what is unfinished, not a scan of the
+/// catalog), with their photos and thumbnail keys, as job rows (see `rows::JobRow`).
 pub(crate) const UNFINISHED_COUPLES: &str = "SELECT c.id, p.id, p.original_key, t.key
-     FROM (SELECT id FROM couples c
-           WHERE c.id > $1 AND EXISTS (
-               SELECT 1 FROM photos p
-               WHERE p.couple_id = c.id AND NOT EXISTS (
-                   SELECT 1 FROM photo_progress pp WHERE pp.run_id = $2 AND pp.photo_id = p.id))
-           ORDER BY c.id LIMIT $3) c
+     FROM (SELECT couple_id AS id FROM run_open_couples
+           WHERE run_id = $2 AND couple_id > $1
+           ORDER BY couple_id LIMIT $3) c
      LEFT JOIN photos p ON p.couple_id = c.id
      LEFT JOIN thumbnails t ON t.photo_id = p.id
      ORDER BY c.id, p.id, t.key";
 
-use recast_core::{CoupleId, Tally};
+/// Marks a photo ($2) of the run ($1) as one whose thumbnails the store refuses to delete, with
+/// the reason ($3), and ends its sweep claim.
+pub(crate) const BLOCK_SWEEP: &str =
+    "UPDATE photo_progress SET sweep_blocked = $3, sweep_owner = NULL, sweep_until = NULL
+     WHERE run_id = $1 AND photo_id = $2";
+
+/// Clears every such mark of the run ($1) (a partial index holds only marked rows).
+pub(crate) const UNBLOCK_SWEEPS: &str =
+    "UPDATE photo_progress SET sweep_blocked = NULL WHERE run_id = $1 AND sweep_blocked IS NOT NULL";
+
+/// The run's ($1) photos marked so.
+pub(crate) const SWEEP_BLOCKED: &str =
+    "SELECT count(*) FROM photo_progress WHERE run_id = $1 AND sweep_blocked IS NOT NULL";
+
+use recast_core::{CoupleId, PhotoId, Tally};
 
 use crate::{CatalogError, CoupleJob, Run};
 
@@ -62,6 +74,22 @@ pub trait RunTail {
         limit: u32,
         tally: &Tally,
     ) -> Result<Vec<CoupleJob>, CatalogError>;
+
+    /// Marks the photo as one whose thumbnails the store refuses to delete (`reason`): no worker
+    /// claims it again and the run's sweep backlog leaves it out, until [`RunTail::unblock_sweeps`].
+    async fn block_sweep(
+        &self,
+        run: &Run,
+        photo: PhotoId,
+        reason: &str,
+        tally: &Tally,
+    ) -> Result<(), CatalogError>;
+
+    /// Clears every such mark of the run (the operator fixed the cause); returns how many.
+    async fn unblock_sweeps(&self, run: &Run) -> Result<u64, CatalogError>;
+
+    /// How many photos of the run are marked so.
+    async fn sweep_blocked(&self, run: &Run) -> Result<u64, CatalogError>;
 }
 
 /// A queue URL as a binding compares it: the embedded queue's options (`?max_receives=…`) do not
@@ -131,6 +159,39 @@ macro_rules! tail_methods {
                         .fetch_all(&self.pool)
                         .await?;
                 Ok(crate::rows::group_jobs(rows))
+            }
+
+            async fn block_sweep(
+                &self,
+                run: &Run,
+                photo: recast_core::PhotoId,
+                reason: &str,
+                tally: &Tally,
+            ) -> Result<(), CatalogError> {
+                tally.db(1);
+                sqlx::query(crate::tail::BLOCK_SWEEP)
+                    .bind(run.id.0)
+                    .bind(photo.0)
+                    .bind(reason)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn unblock_sweeps(&self, run: &Run) -> Result<u64, CatalogError> {
+                Ok(sqlx::query(crate::tail::UNBLOCK_SWEEPS)
+                    .bind(run.id.0)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
+            }
+
+            async fn sweep_blocked(&self, run: &Run) -> Result<u64, CatalogError> {
+                let n: i64 = sqlx::query_scalar(crate::tail::SWEEP_BLOCKED)
+                    .bind(run.id.0)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(n as u64)
             }
         }
     };

@@ -290,6 +290,11 @@ impl ObjectStore for S3Store {
                 .unwrap_or_else(|| self.strip(full));
             let err = match e.code() {
                 Some("SlowDown") => StoreError::Throttled { key: key.clone() },
+                Some("AccessDenied") => StoreError::PermissionDenied {
+                    key: key.clone(),
+                    source: format!("AccessDenied: {}", e.message().unwrap_or("access denied"))
+                        .into(),
+                },
                 code => StoreError::Backend {
                     key: key.clone(),
                     message: format!(
@@ -297,7 +302,7 @@ impl ObjectStore for S3Store {
                         code.unwrap_or("error"),
                         e.message().unwrap_or_default()
                     ),
-                    transient: !matches!(code, Some("AccessDenied")),
+                    transient: true,
                 },
             };
             failed.insert(key.clone());

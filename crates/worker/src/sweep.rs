@@ -3,7 +3,7 @@
 //! and records how far each photo got. It works from the catalog, not from jobs' memory: photos
 //! are claimed with a lease, so a dead worker's claims pass to another after the lease.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use recast_catalog::{Catalog, Run, SweepItem};
@@ -76,6 +76,11 @@ impl SweepBuffer {
             }
         }
         out
+    }
+
+    /// Forgets a photo whose keys the store refuses to delete (the catalog marks it).
+    fn set_aside(&mut self, photo: PhotoId) {
+        self.photos.remove(&photo);
     }
 
     fn give_back(&mut self, photo: PhotoId, key: String) {
@@ -193,19 +198,9 @@ impl SweepContext<'_> {
                 let list: Vec<String> = batch.iter().map(|(_, k)| k.clone()).collect();
                 match self.store.delete_many(&list).await {
                     Ok(outcome) => {
-                        let failed: std::collections::HashSet<&String> =
-                            outcome.failed.iter().map(|(k, _)| k).collect();
-                        for (key, e) in &outcome.failed {
-                            warn!(error = %e, key, "a key was not deleted; it will be retried");
-                        }
-                        progressed = failed.len() < batch.len();
-                        let failed: std::collections::HashSet<String> =
-                            failed.into_iter().cloned().collect();
-                        for (photo, key) in batch {
-                            if failed.contains(&key) {
-                                buffer.give_back(photo, key);
-                            }
-                        }
+                        progressed = outcome.failed.len() < batch.len();
+                        self.settle_failures(run, buffer, batch, &outcome.failed)
+                            .await?;
                     }
                     Err(e) => {
                         for (photo, key) in batch {
@@ -230,5 +225,59 @@ impl SweepContext<'_> {
                 return Ok(());
             }
         }
+    }
+
+    /// Keys a DeleteObjects request did not delete. A transient failure gives the key back for
+    /// the next round. A denial (AccessDenied on the key: a policy on a prefix, an object lock) is
+    /// permanent and never retried as if transient: when the store denied every key of the
+    /// request the worker cannot delete at all and stops (fatal); otherwise the photos of the
+    /// denied keys leave the buffer and are marked in the catalog, so that no worker claims them
+    /// again until `launch --requeue` (status counts them).
+    async fn settle_failures(
+        &self,
+        run: &Run,
+        buffer: &mut SweepBuffer,
+        batch: Vec<(PhotoId, String)>,
+        failed: &[(String, recast_store::StoreError)],
+    ) -> Result<(), JobError> {
+        let denied: HashMap<&String, &recast_store::StoreError> = failed
+            .iter()
+            .filter(|(_, e)| e.is_permission_denied())
+            .map(|(k, e)| (k, e))
+            .collect();
+        let retried: HashSet<&String> = failed
+            .iter()
+            .filter(|(_, e)| !e.is_permission_denied())
+            .map(|(k, e)| {
+                warn!(error = %e, key = k, "a key was not deleted; it will be retried");
+                k
+            })
+            .collect();
+        if !denied.is_empty() && denied.len() == batch.len() {
+            let e = denied.values().next().expect("a denial");
+            for (photo, key) in batch {
+                buffer.give_back(photo, key);
+            }
+            return Err(JobError::fatal(format_args!(
+                "the store refused to delete every key of a DeleteObjects request ({e}); grant the worker's role s3:DeleteObject on the bucket"
+            )));
+        }
+        let mut blocked = BTreeMap::new();
+        for (photo, key) in batch {
+            if let Some(e) = denied.get(&key) {
+                blocked.entry(photo).or_insert_with(|| e.to_string());
+            } else if retried.contains(&key) {
+                buffer.give_back(photo, key);
+            }
+        }
+        for (photo, reason) in blocked {
+            warn!(photo = photo.0, %reason, "the store refuses to delete a thumbnail of this photo; it is set aside (status counts it; fix the cause, then `recast launch --requeue`)");
+            buffer.set_aside(photo);
+            self.fleet
+                .timed(self.catalog.block_sweep(run, photo, &reason, self.tally))
+                .await
+                .map_err(JobError::retry)?;
+        }
+        Ok(())
     }
 }

@@ -77,8 +77,10 @@ impl Worker {
         let mut buffers = me.sweep.lock().await;
         for run in self.sweep_runs() {
             let buffer = buffers.entry(run.id).or_default();
-            if let Err(e) = ctx.round(&run, buffer, final_round).await {
-                warn!(run = %run.name, error = %e, "sweep failed; it will be retried");
+            match ctx.round(&run, buffer, final_round).await {
+                Err(e) if e.is_fatal() => self.halt(e.to_string()),
+                Err(e) => warn!(run = %run.name, error = %e, "sweep failed; it will be retried"),
+                Ok(()) => {}
             }
         }
     }
