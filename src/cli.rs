@@ -287,7 +287,8 @@ pub enum SpotWatch {
 
 #[derive(Debug, Args, Clone)]
 pub struct WorkTuning {
-    /// Couples in hand at once (default: twice the cores).
+    /// Couples in hand at once (default: 16; the CPU pool, one thread per core, bounds the
+    /// conversions running at once).
     #[arg(long, env = "RECAST_CONCURRENCY")]
     pub concurrency: Option<usize>,
     /// Photos of one couple converted at once.

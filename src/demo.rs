@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::DemoArgs;
 use crate::seed::{seed, SeedPlan};
-use crate::status::mb;
+use crate::tables::bytes as mb;
 
 /// How often the progress bars are refreshed.
 const BAR_REFRESH: Duration = Duration::from_millis(100);

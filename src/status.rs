@@ -100,10 +100,6 @@ fn reduction(before: u64, after: u64) -> f64 {
     }
 }
 
-pub fn mb(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
-}
-
 fn per(n: u64, d: u64) -> String {
     if d == 0 {
         "-".into()
@@ -161,8 +157,8 @@ pub fn render(s: &RunStatus) -> String {
     let _ = writeln!(
         out,
         "bytes     {} before -> {} now ({:.1}% less)",
-        mb(bytes_before),
-        mb(bytes_after),
+        crate::tables::bytes(bytes_before),
+        crate::tables::bytes(bytes_after),
         reduction(bytes_before, bytes_after)
     );
     if !s.kept.is_empty() {

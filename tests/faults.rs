@@ -74,6 +74,12 @@ async fn two_workers_lose_nothing_under_faults_and_restarts() {
         &mut workers,
         || proxy.counts().upstream_done(Op::PutObject) >= quarter,
     );
+    // Drawn faults are random: so that each kind surely happens at least once, whatever the
+    // seed, the next GETs and PUTs get one of each (a corrupt body only shows on a GET).
+    proxy.force(Op::GetObject, Fault::Corrupt, 2);
+    proxy.force(Op::PutObject, Fault::SlowDown, 1);
+    proxy.force(Op::PutObject, Fault::Ambiguous500, 1);
+    proxy.force(Op::PutObject, Fault::Reset, 1);
     pg.restart();
     // The S3/SQS server is unreachable for four seconds once half are stored (moto cannot restart
     // without losing its state; the proxy refusing every connection is what clients would see).

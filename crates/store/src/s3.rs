@@ -20,7 +20,7 @@ use crate::{
 /// Objects under `s3://bucket/prefix`: key `a/b.jpg` is the object `prefix/a/b.jpg`.
 ///
 /// Every PUT carries the body's CRC32C, which S3 verifies before storing; no HEAD or LIST is made on
-/// the hot path. Throttling (503 SlowDown) is retried by the SDK's adaptive mode first and surfaces
+/// the hot path. Throttling (503 SlowDown) is retried by the SDK (standard mode) first and surfaces
 /// as [`StoreError::Throttled`] only when that gives up; every throttled attempt is counted on the
 /// way ([`ObjectStore::throttled_attempts`]). A GET body cut mid-read or failing its CRC32C is read
 /// again here, a bounded number of times.

@@ -448,7 +448,11 @@ impl Worker {
                     // usually finishes well before its lease would.
                     let wait = Duration::from_millis((until_ms - now_ms()).max(1_000) as u64)
                         .min(DUPLICATE_RECHECK);
-                    info!(holder = %owner, retry_in = ?wait, "couple is in another live worker's hands (duplicate delivery); put back until its lease ends");
+                    if owner == me.config.name {
+                        info!(retry_in = ?wait, "couple is already running in this worker (duplicate delivery); put back until it ends");
+                    } else {
+                        info!(holder = %owner, retry_in = ?wait, "couple is in another live worker's hands (duplicate delivery); put back until its lease ends");
+                    }
                     self.put_back(&message, wait, "duplicate delivery").await;
                     me.summary.lock().expect("summary lock").jobs_deferred += 1;
                     "deferred"
