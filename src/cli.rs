@@ -609,6 +609,10 @@ pub struct ServeArgs {
     /// WebP quality of answers (0-100).
     #[arg(long, env = "RECAST_WEBP_QUALITY", default_value_t = 80.0)]
     pub webp_quality: f32,
+    /// Decode kept JPEG originals at full size before resizing, instead of at 1/2, 1/4 or 1/8 by
+    /// the DCT (for measuring what the scaled decode saves; answers are the same size).
+    #[arg(long, env = "RECAST_NO_DCT_SCALING")]
+    pub no_dct_scaling: bool,
 }
 
 /// Where a store keeps its photos (shared by `import`, `seed` and `serve`).

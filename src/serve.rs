@@ -39,6 +39,7 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
             jpeg: a.jpeg_quality,
             webp: a.webp_quality,
             max_pixels: a.max_pixels,
+            jpeg_dct_scaling: !a.no_dct_scaling,
         },
         cpu_threads: a
             .cpu_threads
