@@ -21,6 +21,6 @@ pub use decode::{decode, decode_with_metadata, probe, Decoded, ImageInfo, DEFAUL
 pub use encode::{encode_webp, transcode, EncodeOptions, Transcoded};
 pub use error::CodecError;
 pub use quality::{quality_score, DEFAULT_COMPARE_PIXELS, TILE_SIDE};
-pub use scaled::{ScaledJpeg, Unscalable};
+pub use scaled::{ScaledImage, ScaledJpeg, Unscalable};
 pub use synth::synth_photo_jpeg;
 pub use thumbnail::{placeholder_thumbnail_jpeg, thumbnail_jpeg};

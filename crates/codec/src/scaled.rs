@@ -134,7 +134,7 @@ impl<'a> ScaledJpeg<'a> {
         mut self,
         min_width: u32,
         min_height: u32,
-    ) -> Result<RgbImage, CodecError> {
+    ) -> Result<ScaledImage, CodecError> {
         if let Some(why) = self.unscalable() {
             return Err(CodecError::Decode {
                 format: "jpeg".into(),
@@ -175,8 +175,43 @@ impl<'a> ScaledJpeg<'a> {
             PixelFormat::CMYK32 | PixelFormat::L16 => unreachable!("refused above"),
         };
         image.apply_orientation(self.orientation);
-        Ok(image.into_rgb8())
+        // The decoder rounds a partial last block up to a whole pixel: the photo covers
+        // w/scale x h/scale of the stored-way-up pixels, from their top-left corner, which the
+        // orientation may have moved to another corner.
+        let (fw, fh) = (f64::from(w) / scale(w, ow), f64::from(h) / scale(h, oh));
+        let (pw, ph) = (f64::from(ow) - fw, f64::from(oh) - fh);
+        let extent = match self.orientation {
+            Orientation::NoTransforms => (0.0, 0.0, fw, fh),
+            Orientation::FlipHorizontal => (pw, 0.0, fw, fh),
+            Orientation::Rotate180 => (pw, ph, fw, fh),
+            Orientation::FlipVertical => (0.0, ph, fw, fh),
+            Orientation::Rotate90FlipH => (0.0, 0.0, fh, fw),
+            Orientation::Rotate90 => (ph, 0.0, fh, fw),
+            Orientation::Rotate270FlipH => (ph, pw, fh, fw),
+            Orientation::Rotate270 => (0.0, pw, fh, fw),
+        };
+        Ok(ScaledImage {
+            image: image.into_rgb8(),
+            extent,
+        })
     }
+}
+
+/// The whole-pixel scale (1, 2, 4 or 8) that made `out` pixels of `full`.
+fn scale(full: u32, out: u32) -> f64 {
+    [1u32, 2, 4, 8]
+        .into_iter()
+        .find(|d| full.div_ceil(*d) == out)
+        .map_or(f64::from(full) / f64::from(out.max(1)), f64::from)
+}
+
+/// An upright, DCT-scaled decode.
+#[derive(Debug, Clone)]
+pub struct ScaledImage {
+    pub image: RgbImage,
+    /// Where the whole photo lies in `image` (left, top, width, height, in its pixels): a hair
+    /// smaller than `image` when the photo's size is not a multiple of the scale.
+    pub extent: (f64, f64, f64, f64),
 }
 
 #[cfg(test)]
@@ -191,19 +226,19 @@ mod tests {
         assert_eq!(open().unscalable(), None);
         // 1/8 is 100x75: enough for 100x75, not for 101 wide.
         assert_eq!(
-            open().decode_at_least(100, 75).unwrap().dimensions(),
+            open().decode_at_least(100, 75).unwrap().image.dimensions(),
             (100, 75)
         );
         assert_eq!(
-            open().decode_at_least(101, 10).unwrap().dimensions(),
+            open().decode_at_least(101, 10).unwrap().image.dimensions(),
             (200, 150)
         );
         assert_eq!(
-            open().decode_at_least(320, 240).unwrap().dimensions(),
+            open().decode_at_least(320, 240).unwrap().image.dimensions(),
             (400, 300)
         );
         assert_eq!(
-            open().decode_at_least(401, 1).unwrap().dimensions(),
+            open().decode_at_least(401, 1).unwrap().image.dimensions(),
             (800, 600)
         );
     }

@@ -223,28 +223,30 @@ fn decode_jpeg_scaled(
         u32::try_from((u64::from(out) * u64::from(whole)).div_ceil(u64::from(part)))
             .unwrap_or(u32::MAX)
     };
-    let image = jpeg
+    let scaled = jpeg
         .decode_at_least(need(p.width, cw, sw), need(p.height, ch, sh))
         .map_err(|e| codec_error(e, quality))?;
     metrics::histogram!(m::DECODE_SECONDS).record(started.elapsed().as_secs_f64());
     metrics::counter!(m::RENDERS, "decode" => "jpeg_dct").increment(1);
-    let (dw, dh) = image.dimensions();
-    // Source coordinates to decoded ones (a partial last block makes this a hair off 1/2^n).
-    let (fx, fy) = (f64::from(dw) / f64::from(sw), f64::from(dh) / f64::from(sh));
+    let (dw, dh) = scaled.image.dimensions();
+    // Source coordinates to decoded ones, inside the part of the decode that is the photo.
+    let (x0, y0, ew, eh) = scaled.extent;
+    let (fx, fy) = (ew / f64::from(sw), eh / f64::from(sh));
     let crop = match p.crop {
         Some(c) => (
-            f64::from(c.left) * fx,
-            f64::from(c.top) * fy,
+            x0 + f64::from(c.left) * fx,
+            y0 + f64::from(c.top) * fy,
             f64::from(c.width) * fx,
             f64::from(c.height) * fy,
         ),
-        None => (0.0, 0.0, f64::from(dw), f64::from(dh)),
+        None => (x0, y0, ew, eh),
     };
-    let out = if (dw, dh) == (p.width, p.height) && p.crop.is_none() {
-        image.into_raw()
+    let exact = (x0, y0, ew, eh) == (0.0, 0.0, f64::from(dw), f64::from(dh));
+    let out = if (dw, dh) == (p.width, p.height) && p.crop.is_none() && exact {
+        scaled.image.into_raw()
     } else {
         resize(
-            image.into_raw(),
+            scaled.image.into_raw(),
             dw,
             dh,
             PixelType::U8x3,
