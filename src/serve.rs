@@ -39,7 +39,7 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
             jpeg: a.jpeg_quality,
             webp: a.webp_quality,
             max_pixels: a.max_pixels,
-            jpeg_dct_scaling: !a.no_dct_scaling,
+            dct_min_pixels: a.dct_min_pixels,
         },
         cpu_threads: a
             .cpu_threads

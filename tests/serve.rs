@@ -498,8 +498,9 @@ fn a_kept_jpeg_is_decoded_by_its_dct_upright_and_close_to_a_full_decode() {
     let dir = env.store_dir().join("photos/c1");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("p1.jpg"), &kept).unwrap();
-    let scaled = Server::start(&env, &[]);
-    let full = Server::start(&env, &["--no-dct-scaling"]);
+    // This photo is under the default threshold of the DCT-scaled decode: force it either way.
+    let scaled = Server::start(&env, &["--dct-min-pixels", "0"]);
+    let full = Server::start(&env, &["--dct-min-pixels", "1000000000"]);
 
     // The reference: the whole photo decoded, turned as EXIF says, resized by `image`.
     let whole = image::load_from_memory(&stored).unwrap();
