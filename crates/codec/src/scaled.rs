@@ -127,6 +127,20 @@ impl<'a> ScaledJpeg<'a> {
         }
     }
 
+    /// The largest DCT reduction (8, 4 or 2) that still gives at least `min_width`×`min_height`
+    /// once upright; `None` when only the whole image does (then the full decoder is cheaper).
+    pub fn reduction(&self, min_width: u32, min_height: u32) -> Option<u32> {
+        let (need_w, need_h) = if swaps_axes(self.orientation) {
+            (min_height, min_width)
+        } else {
+            (min_width, min_height)
+        };
+        let (w, h) = (u32::from(self.width), u32::from(self.height));
+        [8, 4, 2]
+            .into_iter()
+            .find(|d| w.div_ceil(*d) >= need_w && h.div_ceil(*d) >= need_h)
+    }
+
     /// Decodes at the smallest DCT scale (1/8, 1/4, 1/2 or whole) that is at least
     /// `min_width`×`min_height` once upright, and returns the upright RGB pixels (grey is widened
     /// to RGB, as `decode`'s callers do). Refuses what [`ScaledJpeg::unscalable`] names.
@@ -141,18 +155,10 @@ impl<'a> ScaledJpeg<'a> {
                 message: format!("{} JPEG needs the full decode", why.name()),
             });
         }
-        let (need_w, need_h) = if swaps_axes(self.orientation) {
-            (min_height, min_width)
-        } else {
-            (min_width, min_height)
-        };
         let (w, h) = (u32::from(self.width), u32::from(self.height));
         // The scale is chosen here and handed to the decoder as the exact scaled size: its own
         // rule takes a scale that is large enough on either axis, we want both.
-        if let Some(d) = [8, 4, 2]
-            .into_iter()
-            .find(|d| w.div_ceil(*d) >= need_w && h.div_ceil(*d) >= need_h)
-        {
+        if let Some(d) = self.reduction(min_width, min_height) {
             let sw = u16::try_from(w.div_ceil(d)).expect("smaller than a u16 width");
             let sh = u16::try_from(h.div_ceil(d)).expect("smaller than a u16 height");
             self.decoder.scale(sw, sh).map_err(jpeg_error)?;

@@ -234,8 +234,12 @@ fn decode_jpeg_scaled(
         u32::try_from((u64::from(out) * u64::from(whole)).div_ceil(u64::from(part)))
             .unwrap_or(u32::MAX)
     };
+    let (need_w, need_h) = (need(p.width, cw, sw), need(p.height, ch, sh));
+    if jpeg.reduction(need_w, need_h).is_none() {
+        return Ok(None); // nothing to save: zune-jpeg decodes the whole image faster
+    }
     let scaled = jpeg
-        .decode_at_least(need(p.width, cw, sw), need(p.height, ch, sh))
+        .decode_at_least(need_w, need_h)
         .map_err(|e| codec_error(e, quality))?;
     metrics::histogram!(m::DECODE_SECONDS).record(started.elapsed().as_secs_f64());
     metrics::counter!(m::RENDERS, "decode" => "jpeg_dct").increment(1);
