@@ -62,9 +62,9 @@ pub fn sniff(body: &[u8]) -> SourceKind {
 
 /// Smallest JPEG decoded by its DCT at a reduced scale. `jpeg-decoder`, the decoder with DCT
 /// scaling, reads the entropy-coded data more slowly than zune-jpeg (the full decoder under
-/// `image`), and only saves the IDCT, upsampling and resize: measured per thumbnail of 320 px
-/// (release build, this 2-core machine), a 3.6-MP JPEG costs 29 ms scaled against 24 ms whole,
-/// a 12-MP one 77 ms scaled against 114 ms whole (and 0.5 MB of pixels instead of 36 MB).
+/// `image`), and only saves the IDCT, upsampling and resize: measured by scripts/bench-serve
+/// (CPU per 320-px thumbnail, release build), 3-MP JPEGs cost 29.6 ms scaled against 26.3 ms
+/// whole, 12-MP ones 47.0 ms scaled against 73.3 ms whole (and 0.5 MB of pixels, not 36 MB).
 pub const DEFAULT_DCT_MIN_PIXELS: u64 = 6_000_000;
 
 /// Encoder settings and the memory bound.
