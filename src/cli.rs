@@ -610,6 +610,11 @@ pub struct ServeArgs {
     /// WebP quality of answers (0-100).
     #[arg(long, env = "RECAST_WEBP_QUALITY", default_value_t = 80.0)]
     pub webp_quality: f32,
+    /// Decode a kept JPEG original of at least this many pixels by its DCT at 1/2, 1/4 or 1/8
+    /// when the answer is that small; smaller ones are decoded whole, which is cheaper for them
+    /// (see the README's "Serving thumbnails"). 0: always; above --max-pixels: never.
+    #[arg(long, env = "RECAST_DCT_MIN_PIXELS", default_value_t = recast_serve::DEFAULT_DCT_MIN_PIXELS)]
+    pub dct_min_pixels: u64,
 }
 
 /// Where a store keeps its photos (shared by `import`, `seed` and `serve`).

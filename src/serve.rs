@@ -39,6 +39,7 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
             jpeg: a.jpeg_quality,
             webp: a.webp_quality,
             max_pixels: a.max_pixels,
+            dct_min_pixels: a.dct_min_pixels,
         },
         cpu_threads: a
             .cpu_threads

@@ -3,118 +3,17 @@
 //! the server untouched).
 
 mod common;
+mod serve_http;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{shared_photos, Env, BIN};
-
-/// A running `recast serve`; killed when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    fn start(env: &Env, extra: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--store", &env.store(), "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("recast serve starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("serve printed {line:?}, not its address"))
-            .to_owned();
-        Server { child, addr }
-    }
-
-    fn get(&self, path: &str) -> Reply {
-        http(&self.addr, "GET", path, &[])
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: BTreeMap<String, String>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(String::as_str)
-    }
-
-    fn dims(&self) -> (u32, u32) {
-        let img = image::load_from_memory(&self.body)
-            .unwrap_or_else(|e| panic!("not an image ({e}): {:?}", self.headers));
-        (img.width(), img.height())
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-/// One HTTP/1.1 request on a fresh connection, read to its end.
-fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    parse_reply(&raw)
-}
-
-fn parse_reply(raw: &[u8]) -> Reply {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a complete response head");
-    let head = String::from_utf8_lossy(&raw[..end]);
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    Reply {
-        status,
-        headers,
-        body: raw[end + 4..].to_vec(),
-    }
-}
+use common::{shared_photos, Env};
+use serve_http::{http, parse_reply, Server};
 
 /// Shared photos of both orientations (landscape, portrait, square).
 fn photos(env: &Env, names: &[&str]) -> String {
@@ -554,4 +453,98 @@ fn a_page_of_24_thumbnails_loads_in_headless_chromium() {
         checked += 1;
     }
     assert_eq!(checked, 24, "{chromium}: {dom}");
+}
+
+/// `jpeg` with an EXIF block saying `orientation` (an APP1 segment right after SOI).
+fn with_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+    let mut tiff = b"II*\0\x08\0\0\0\x01\0".to_vec();
+    for (v, len) in [
+        (0x0112u32, 2),
+        (3, 2),
+        (1, 4),
+        (u32::from(orientation), 4),
+        (0, 4),
+    ] {
+        tiff.extend_from_slice(&v.to_le_bytes()[..len]);
+    }
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&u16::try_from(8 + tiff.len()).unwrap().to_be_bytes());
+    out.extend_from_slice(b"Exif\0\0");
+    out.extend_from_slice(&tiff);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+/// Mean absolute difference per channel of two RGB images of the same size (0..255).
+fn mean_abs_diff(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let sum: u64 = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(x, y)| u64::from(x.abs_diff(*y)))
+        .sum();
+    sum as f64 / a.as_raw().len() as f64
+}
+
+#[test]
+fn a_kept_jpeg_is_decoded_by_its_dct_upright_and_close_to_a_full_decode() {
+    let env = Env::new();
+    // A kept original (no WebP, no thumbnails) whose EXIF turns the stored 640x427 a quarter
+    // clockwise: upright it is 427x640.
+    let stored = std::fs::read(shared_photos().join("china.jpg")).unwrap();
+    let kept = with_orientation(&stored, 6);
+    let dir = env.store_dir().join("photos/c1");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("p1.jpg"), &kept).unwrap();
+    // This photo is under the default threshold of the DCT-scaled decode: force it either way.
+    let scaled = Server::start(&env, &["--dct-min-pixels", "0"]);
+    let full = Server::start(&env, &["--dct-min-pixels", "1000000000"]);
+
+    // The reference: the whole photo decoded, turned as EXIF says, resized by `image`.
+    let whole = image::load_from_memory(&stored).unwrap();
+    let upright = whole.rotate90();
+    let wrong_way = whole.rotate270();
+    for (path, dims) in [
+        ("/thumbs/c1/p1_160.jpg", (107, 160)),
+        ("/v1/photos/c1/p1.jpg?w=200&format=jpeg", (200, 300)),
+    ] {
+        let resize = |i: &image::DynamicImage| {
+            i.resize_exact(dims.0, dims.1, image::imageops::FilterType::Lanczos3)
+                .to_rgb8()
+        };
+        let mut diffs = Vec::new();
+        for server in [&scaled, &full] {
+            let r = server.get(path);
+            assert_eq!(r.status, 200, "{path}: {}", r.text());
+            assert_eq!(r.header("content-type"), Some("image/jpeg"));
+            assert_eq!(r.dims(), dims, "{path}");
+            let got = image::load_from_memory(&r.body).unwrap().to_rgb8();
+            diffs.push((
+                mean_abs_diff(&got, &resize(&upright)),
+                mean_abs_diff(&got, &resize(&wrong_way)),
+            ));
+        }
+        let [(dct, dct_wrong), (whole, _)] = diffs[..] else {
+            unreachable!()
+        };
+        println!("{path}: mean abs diff from the reference: DCT-scaled {dct:.2}, full decode {whole:.2}, turned the wrong way {dct_wrong:.2}");
+        // Within a JPEG encode's noise of what the full decode gives (both answers are JPEG
+        // at quality 80, so neither is 0), and far from the photo turned the other way.
+        assert!(
+            dct < whole + 1.0,
+            "{path}: DCT-scaled {dct:.2}, full {whole:.2}"
+        );
+        assert!(dct_wrong > 2.0 * dct, "{path}: {dct_wrong:.2} vs {dct:.2}");
+    }
+    // Each server rendered both with the decoder it was asked to use.
+    for (server, decoder) in [(&scaled, "jpeg_dct"), (&full, "full")] {
+        let metrics = server.get("/metrics").text();
+        let line = format!("recast_serve_renders_total{{decode=\"{decoder}\"}} 2");
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no `{line}` in:\n{metrics}"
+        );
+    }
 }

@@ -11,6 +11,7 @@ mod error;
 mod exif;
 mod gif_frames;
 mod quality;
+mod scaled;
 mod synth;
 mod thumbnail;
 mod truncation;
@@ -20,5 +21,6 @@ pub use decode::{decode, decode_with_metadata, probe, Decoded, ImageInfo, DEFAUL
 pub use encode::{encode_webp, transcode, EncodeOptions, Transcoded};
 pub use error::CodecError;
 pub use quality::{quality_score, DEFAULT_COMPARE_PIXELS, TILE_SIDE};
+pub use scaled::{ScaledImage, ScaledJpeg, Unscalable};
 pub use synth::synth_photo_jpeg;
 pub use thumbnail::{placeholder_thumbnail_jpeg, thumbnail_jpeg};

@@ -16,6 +16,6 @@ mod webp_scaled;
 pub use error::ServeError;
 pub use geometry::{Fit, Target};
 pub use metrics::install as install_metrics;
-pub use render::{render, Format, Quality, RenderError};
+pub use render::{render, Format, Quality, RenderError, DEFAULT_DCT_MIN_PIXELS};
 pub use route::Routes;
 pub use server::{parse_sizes, run, ServeConfig, DEFAULT_CPU_QUEUE, DEFAULT_MAX_WIDTH};

@@ -10,6 +10,8 @@ pub const RESIZE_SECONDS: &str = "recast_serve_resize_seconds";
 pub const ENCODE_SECONDS: &str = "recast_serve_encode_seconds";
 pub const QUEUE_DEPTH: &str = "recast_serve_cpu_queue_depth";
 pub const COALESCED: &str = "recast_serve_coalesced_total";
+pub const RENDERS: &str = "recast_serve_renders_total";
+pub const DCT_FALLBACKS: &str = "recast_serve_dct_fallbacks_total";
 
 /// Buckets of every latency histogram, in seconds (1 ms .. 10 s).
 const BUCKETS: &[f64] = &[
@@ -50,6 +52,14 @@ fn describe() {
     describe_gauge!(
         QUEUE_DEPTH,
         "renders admitted to the CPU pool (running + waiting)"
+    );
+    describe_counter!(
+        RENDERS,
+        "sources decoded and rendered, by decoder: webp_scaled, jpeg_dct (DCT-scaled JPEG), full"
+    );
+    describe_counter!(
+        DCT_FALLBACKS,
+        "JPEGs decoded at full size although the answer is smaller, by reason (cmyk, high_bit_depth)"
     );
     describe_counter!(
         COALESCED,
