@@ -65,8 +65,10 @@ pub(crate) type AttemptTuple = (
 pub(crate) type CatalogTuple = (i64, i64, i64, i64, i64, i64, i64, i64);
 
 /// Rewrites the catalog's counters and one run's ($1) counters from a full scan, in order; run
-/// them in one transaction that holds the counter tables against concurrent writers.
-pub(crate) const REPAIR: [&str; 9] = [
+/// them in one transaction that holds the counter tables against concurrent writers. The run's
+/// complete couples (migration 0012) are rebuilt before its attempt counters, which SQLite's
+/// trigger on them would otherwise count twice.
+pub(crate) const REPAIR: [&str; 11] = [
     "DELETE FROM catalog_counters",
     "INSERT INTO catalog_counters (shard, couples, couples_with_photos, photos, photo_bytes,
                                    thumbnails, thumbnail_bytes, sized_photos, pixels)
@@ -95,6 +97,10 @@ pub(crate) const REPAIR: [&str; 9] = [
     "INSERT INTO run_reason_counters (run_id, shard, kind, reason, photos)
      SELECT run_id, 0, 'kept', kept_reason, count(*) FROM photo_progress
      WHERE run_id = $1 AND kept_reason IS NOT NULL GROUP BY run_id, kept_reason",
+    "DELETE FROM run_complete_couples WHERE run_id = $1",
+    "INSERT INTO run_complete_couples (run_id, couple_id)
+     SELECT DISTINCT run_id, couple_id FROM job_attempts
+     WHERE run_id = $1 AND outcome = 'complete' AND couple_id IS NOT NULL",
     "DELETE FROM run_attempt_counters WHERE run_id = $1",
     "INSERT INTO run_attempt_counters (run_id, shard, attempts, couples_complete, s3_get, s3_put,
                                        s3_delete_requests, s3_deleted_objects, sqs_requests,

@@ -133,7 +133,7 @@ fn push_attempt(q: &mut QueryBuilder<'_, Postgres>, a: &JobAttempt, own_statemen
 crate::fleet::shared_fleet_methods!(PgCatalog);
 crate::counters::shared_counter_methods!(
     PgCatalog,
-    "LOCK TABLE catalog_counters, run_state_counters, run_reason_counters, run_attempt_counters IN EXCLUSIVE MODE"
+    "LOCK TABLE catalog_counters, run_state_counters, run_reason_counters, run_attempt_counters, run_complete_couples IN EXCLUSIVE MODE"
 );
 
 crate::import::shared_import_methods!(PgCatalog);
