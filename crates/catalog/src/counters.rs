@@ -22,6 +22,12 @@ pub(crate) const CATALOG: &str = "SELECT CAST(coalesce(sum(couples_with_photos),
             CAST(coalesce(sum(couples), 0) AS BIGINT)
      FROM catalog_counters";
 
+/// `plan`'s sample frame: the photos counted, and the lowest and highest photo id (two index
+/// probes), not a count over the photos table.
+pub(crate) const PHOTO_ID_RANGE: &str =
+    "SELECT (SELECT CAST(coalesce(sum(photos), 0) AS BIGINT) FROM catalog_counters),
+            (SELECT min(id) FROM photos), (SELECT max(id) FROM photos)";
+
 /// A run's recorded photos by state ($1 run), as [`StateTuple`]s.
 pub(crate) const STATES: &str =
     "SELECT state, CAST(sum(photos) AS BIGINT), CAST(sum(original_bytes) AS BIGINT),
@@ -45,6 +51,21 @@ pub(crate) const ATTEMPTS: &str = "SELECT CAST(coalesce(sum(attempts), 0) AS BIG
             CAST(coalesce(sum(db_statements), 0) AS BIGINT),
             min(first_started), max(last_finished)
      FROM run_attempt_counters WHERE run_id = $1";
+
+/// The producer's checkpoint of a run ($1): (last couple, enqueued, finished), if any.
+pub(crate) const CHECKPOINT: &str =
+    "SELECT last_couple_id, enqueued, finished FROM producer_checkpoints WHERE run_id = $1";
+
+/// A checkpoint as [`CHECKPOINT`] reads it; none yet is the start.
+pub(crate) fn checkpoint(row: Option<(i64, i64, i64)>) -> Checkpoint {
+    row.map_or_else(Checkpoint::default, |(last, enqueued, finished)| {
+        Checkpoint {
+            last_couple: Some(recast_core::CoupleId(last)),
+            enqueued: enqueued as u64,
+            finished: finished != 0,
+        }
+    })
+}
 
 /// (attempts, couples complete, s3 get, s3 put, delete requests, deleted objects, sqs requests,
 /// db statements, first started, last finished).
@@ -196,30 +217,41 @@ macro_rules! shared_counter_methods {
                 Ok(crate::counters::totals(row))
             }
 
+            /// One connection for all the reads: each acquire from the pool costs a ping.
             pub(crate) async fn counted_status(
                 &self,
                 run: &Run,
             ) -> Result<RunStatus, CatalogError> {
+                let mut conn = self.pool.acquire().await?;
                 let catalog: crate::counters::CatalogTuple =
                     sqlx::query_as(crate::counters::CATALOG)
-                        .fetch_one(&self.pool)
+                        .fetch_one(&mut *conn)
                         .await?;
                 let states: Vec<crate::rows::StateTuple> = sqlx::query_as(crate::counters::STATES)
                     .bind(run.id.0)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *conn)
                     .await?;
                 let reasons: Vec<(String, String, i64)> = sqlx::query_as(crate::counters::REASONS)
                     .bind(run.id.0)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *conn)
                     .await?;
                 let attempts: crate::counters::AttemptTuple =
                     sqlx::query_as(crate::counters::ATTEMPTS)
                         .bind(run.id.0)
-                        .fetch_one(&self.pool)
+                        .fetch_one(&mut *conn)
                         .await?;
-                let checkpoint = self.checkpoint(run).await?;
+                let checkpoint: Option<(i64, i64, i64)> =
+                    sqlx::query_as(crate::counters::CHECKPOINT)
+                        .bind(run.id.0)
+                        .fetch_optional(&mut *conn)
+                        .await?;
                 Ok(crate::counters::status(
-                    run, catalog, states, reasons, attempts, checkpoint,
+                    run,
+                    catalog,
+                    states,
+                    reasons,
+                    attempts,
+                    crate::counters::checkpoint(checkpoint),
                 ))
             }
 

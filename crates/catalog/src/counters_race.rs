@@ -84,7 +84,8 @@ async fn assert_agrees(catalog: &PgCatalog, run: &Run, expected_complete: u64, s
     );
 }
 
-const INSERT_COMPLETE: &str = "INSERT INTO job_attempts (run_id, couple_id, worker, outcome, photos,
+const INSERT_COMPLETE: &str =
+    "INSERT INTO job_attempts (run_id, couple_id, worker, outcome, photos,
      s3_get, s3_put, s3_delete_requests, s3_deleted_objects, sqs_requests, db_statements,
      started_at, finished_at) VALUES ($1, $2, $3, 'complete', 2, 0, 0, 0, 0, 0, 1, 0, 1)";
 
@@ -166,7 +167,13 @@ async fn concurrent_recorders_count_each_couple_complete_once() {
     join_all((1..=COUPLES).flat_map(|c| [record(c, "first"), record(c, "second")])).await;
     assert_agrees(&catalog, &run, COUPLES as u64, "two recorders per couple").await;
     join_all((1..=COUPLES).map(|c| record(c, "redelivered"))).await;
-    assert_agrees(&catalog, &run, COUPLES as u64, "a redelivery of every couple").await;
+    assert_agrees(
+        &catalog,
+        &run,
+        COUPLES as u64,
+        "a redelivery of every couple",
+    )
+    .await;
     let attempts = catalog.status(&run).await.unwrap().attempts;
     assert_eq!(attempts, 3 * COUPLES as u64, "every attempt is summed");
 }
