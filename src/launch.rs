@@ -3,18 +3,15 @@
 use anyhow::{bail, Context};
 use recast_catalog::{Catalog, CoupleJob, JobAttempt, Run};
 use recast_core::{JobMessage, RunSettings, Tally, JOB_MESSAGE_VERSION};
-use recast_queue::{JobQueue, OutgoingMessage, MAX_BATCH};
+use recast_queue::{JobQueue, OutgoingMessage};
 
 use crate::cli::LaunchArgs;
 
-/// Couples read from the catalog per statement.
-const PAGE: u32 = 500;
+/// Couples read from the catalog per statement, sent together, and checkpointed once.
+const PAGE: u32 = 1000;
 /// A message whose photo list would make it larger than this carries only the couple id, and the
 /// worker reads the photos from the catalog: ten of them stay under SQS's 256 KiB batch payload.
 const MAX_INLINE_BODY: usize = 24 * 1024;
-/// Send batches in flight at once, between two checkpoints (SQS answers each in a round trip;
-/// ten at a time hide most of it).
-const SENDS_IN_FLIGHT: usize = 10;
 /// Tries of one send batch whose entries failed, before launch gives up (it can be re-run).
 const SEND_TRIES: u32 = 5;
 
@@ -85,10 +82,11 @@ fn message(run: &Run, job: &CoupleJob) -> OutgoingMessage {
     }
 }
 
-/// Enqueues every couple after the run's checkpoint. The checkpoint moves after each batch is
-/// sent, so a launch killed at any point and re-run continues where it stopped; a crash between a
-/// send and its checkpoint re-sends that one batch, which the embedded queue drops as duplicates
-/// (by dedup id) and the workers' idempotent writes absorb on other queues.
+/// Enqueues every couple after the run's checkpoint, a page at a time: one catalog read, one
+/// [`JobQueue::send_many`] (batches of ten, several in flight, or one transaction on the SQLite
+/// queue) and one checkpoint write per page. A launch killed at any point and re-run continues
+/// from the last page checkpointed; it re-sends at most that one page, which the embedded queue
+/// drops as duplicates (by dedup id) and the workers' idempotent writes absorb on other queues.
 pub async fn launch(
     catalog: &dyn Catalog,
     queue: &dyn JobQueue,
@@ -113,33 +111,15 @@ pub async fn launch(
         let Some(last) = page.last().map(|j| j.couple) else {
             break;
         };
-        // A group of SENDS_IN_FLIGHT batches goes out at once; the checkpoint moves when the
-        // whole group is sent, so a crash re-sends at most one group (duplicates are harmless).
-        for group in page.chunks(MAX_BATCH * SENDS_IN_FLIGHT) {
-            let batches: Vec<Vec<OutgoingMessage>> = group
-                .chunks(MAX_BATCH)
-                .map(|batch| {
-                    batch
-                        .iter()
-                        .filter(|j| !j.photos.is_empty())
-                        .map(|j| message(&run, j))
-                        .collect()
-                })
-                .collect();
-            futures::future::try_join_all(
-                batches
-                    .iter()
-                    .filter(|b| !b.is_empty())
-                    .map(|messages| send_all(queue, messages, &tally)),
-            )
-            .await?;
-            let sent: u64 = batches.iter().map(|b| b.len() as u64).sum();
-            let group_last = group.last().expect("chunks are not empty").couple;
-            catalog
-                .save_checkpoint(&run, group_last, sent, &tally)
-                .await?;
-            report.enqueued_now += sent;
-        }
+        let messages: Vec<OutgoingMessage> = page
+            .iter()
+            .filter(|j| !j.photos.is_empty())
+            .map(|j| message(&run, j))
+            .collect();
+        send_all(queue, &messages, &tally).await?;
+        let sent = messages.len() as u64;
+        catalog.save_checkpoint(&run, last, sent, &tally).await?;
+        report.enqueued_now += sent;
         checkpoint.last_couple = Some(last);
     }
     catalog.finish_checkpoint(&run).await?;
@@ -158,9 +138,9 @@ pub async fn launch(
     Ok((run, report))
 }
 
-/// Sends again every couple of the run with a photo not yet recorded, page by page in batches of
-/// ten. The messages get dedup ids of their own (the first ones' may be remembered by the queue);
-/// a couple delivered twice is harmless, since jobs are idempotent.
+/// Sends again every couple of the run with a photo not yet recorded, page by page. The messages
+/// get dedup ids of their own (the first ones' may be remembered by the queue); a couple delivered
+/// twice is harmless, since jobs are idempotent.
 pub async fn requeue(
     catalog: &dyn Catalog,
     queue: &dyn JobQueue,
@@ -177,25 +157,24 @@ pub async fn requeue(
         let Some(last) = page.last().map(|j| j.couple) else {
             break;
         };
-        for batch in page.chunks(MAX_BATCH) {
-            let messages: Vec<OutgoingMessage> = batch
-                .iter()
-                .filter(|j| !j.photos.is_empty())
-                .map(|j| {
-                    let mut m = message(run, j);
-                    m.dedup_id = format!("{}/requeue-{stamp}", m.dedup_id);
-                    m
-                })
-                .collect();
-            send_all(queue, &messages, &tally).await?;
-            sent += messages.len() as u64;
-        }
+        let messages: Vec<OutgoingMessage> = page
+            .iter()
+            .filter(|j| !j.photos.is_empty())
+            .map(|j| {
+                let mut m = message(run, j);
+                m.dedup_id = format!("{}/requeue-{stamp}", m.dedup_id);
+                m
+            })
+            .collect();
+        send_all(queue, &messages, &tally).await?;
+        sent += messages.len() as u64;
         after = Some(last);
     }
     Ok(sent)
 }
 
-/// Sends a batch, re-sending the entries that failed, with backoff.
+/// Sends messages, re-sending the entries that failed (all of them after an error of the whole
+/// call), with backoff; the tally counts one request per batch of ten.
 async fn send_all(
     queue: &dyn JobQueue,
     messages: &[OutgoingMessage],
@@ -206,8 +185,8 @@ async fn send_all(
         if pending.is_empty() {
             return Ok(());
         }
-        tally.sqs(1);
-        let outcome = match queue.send_batch(&pending).await {
+        tally.sqs(pending.len().div_ceil(recast_queue::MAX_BATCH) as u64);
+        let outcome = match queue.send_many(&pending).await {
             Ok(o) => o,
             Err(e) if e.is_transient() && attempt < SEND_TRIES => {
                 tracing::warn!(error = %e, "send failed; retrying");

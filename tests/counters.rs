@@ -1,5 +1,6 @@
 //! `recast status` reads counters kept by the catalog's triggers; after a real demo run (photos
-//! converted, kept, failed, swept, originals deleted) they must equal a full recount.
+//! converted, kept, failed, swept, originals deleted) they must equal a full recount. `launch`
+//! enqueues each couple once into either queue, in pages, and status counts what it enqueued.
 
 mod common;
 
@@ -65,4 +66,77 @@ fn status_agrees_with_a_recount_after_a_demo_run() {
         "the corrupt photo is a failure: {counted}"
     );
     assert_eq!(counted["complete"], true, "{counted}");
+}
+
+/// Launches couples 1..=n of a fresh catalog at `db` into `queue`, then checks that the queue
+/// holds one message per couple with photos (each couple once), that `status` counts them
+/// enqueued and unfinished, and that a second launch sends nothing.
+async fn launch_enqueues_each_couple_once(env: &Env, db: &str, queue: &str, n: i64) {
+    let catalog = recast_catalog::open(db).await.unwrap();
+    catalog
+        .add_couples(&common::catalog_couples(n, |c| c % 7 == 0))
+        .await
+        .unwrap();
+    catalog.close().await;
+    let with_photos = (1..=n).filter(|c| c % 7 != 0).count() as u64;
+    let launch = ["launch", "--db", db, "--queue", queue, "--run", "r"];
+    let out = env.ok(&launch);
+    assert!(
+        out.contains(&format!(
+            "enqueued {with_photos} couples now, {with_photos} in all"
+        )),
+        "{out}"
+    );
+    let q = recast_queue::open(queue).await.unwrap();
+    let mut couples = std::collections::HashSet::new();
+    loop {
+        let got = q
+            .receive(
+                10,
+                std::time::Duration::from_secs(600),
+                std::time::Duration::ZERO,
+            )
+            .await
+            .unwrap();
+        if got.is_empty() {
+            break;
+        }
+        for m in got {
+            let job = recast_core::JobMessage::parse(&m.body).unwrap();
+            assert!(
+                couples.insert(job.couple),
+                "couple {:?} sent twice",
+                job.couple
+            );
+        }
+    }
+    assert_eq!(
+        couples.len() as u64,
+        with_photos,
+        "one message per couple with photos"
+    );
+    let status = env.ok(&["status", "--db", db, "--run", "r", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(json["status"]["couples_enqueued"], with_photos, "{json}");
+    assert_eq!(json["status"]["couples_total"], n, "{json}");
+    assert_eq!(json["status"]["producer_finished"], true, "{json}");
+    assert_eq!(json["couples_unfinished"], with_photos, "{json}");
+    let again = env.ok(&launch);
+    assert!(again.contains("enqueued 0 couples now"), "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launch_into_the_sqlite_queue_enqueues_each_couple_once() {
+    let env = Env::new();
+    // More than two of launch's pages, not a whole number of batches.
+    launch_enqueues_each_couple_once(&env, &env.db(), &env.queue(), 2_345).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launch_into_sqs_enqueues_each_couple_once() {
+    let env = Env::on_services().await;
+    let queue = env.sqs_queue().unwrap();
+    // More than ten batches, so that batches go out together; few, since moto slows down as its
+    // queue fills.
+    launch_enqueues_each_couple_once(&env, &env.db(), &queue, 157).await;
 }

@@ -137,3 +137,36 @@ pub fn assert_success(out: &Output, args: &[&str]) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Catalog rows for couples 1..=n, each with two photos and a thumbnail per photo, except the
+/// couples `without_photos` picks: for tests of launch and status, which need no stored objects.
+pub fn catalog_couples(
+    n: i64,
+    without_photos: impl Fn(i64) -> bool,
+) -> Vec<recast_catalog::NewCouple> {
+    use recast_core::{CoupleId, PhotoId};
+    (1..=n)
+        .map(|c| recast_catalog::NewCouple {
+            id: CoupleId(c),
+            photos: if without_photos(c) {
+                Vec::new()
+            } else {
+                [2 * c - 1, 2 * c]
+                    .into_iter()
+                    .map(|p| recast_catalog::NewPhoto {
+                        id: PhotoId(p),
+                        original_key: format!("photos/{c}/{p}.jpg"),
+                        format: "jpeg".into(),
+                        bytes: 1000,
+                        width: Some(64),
+                        height: Some(48),
+                        thumbnails: vec![recast_catalog::NewThumbnail {
+                            key: format!("thumbs/{c}/{p}_160.jpg"),
+                            bytes: 100,
+                        }],
+                    })
+                    .collect()
+            },
+        })
+        .collect()
+}

@@ -22,29 +22,22 @@ pub(crate) const CATALOG: &str = "SELECT CAST(coalesce(sum(couples_with_photos),
             CAST(coalesce(sum(couples), 0) AS BIGINT)
      FROM catalog_counters";
 
-/// A run's recorded photos by state ($1 run), as [`StateTuple`]s.
-pub(crate) const STATES: &str =
-    "SELECT state, CAST(sum(photos) AS BIGINT), CAST(sum(original_bytes) AS BIGINT),
-            CAST(sum(thumbnails) AS BIGINT), CAST(sum(thumbnail_bytes) AS BIGINT),
-            CAST(sum(webp_bytes) AS BIGINT), CAST(sum(kept) AS BIGINT),
-            CAST(sum(kept_original_bytes) AS BIGINT)
-     FROM run_state_counters WHERE run_id = $1 GROUP BY state";
+/// `plan`'s sample frame: the photos counted, and the lowest and highest photo id (two index
+/// probes), not a count over the photos table.
+pub(crate) const PHOTO_ID_RANGE: &str =
+    "SELECT (SELECT CAST(coalesce(sum(photos), 0) AS BIGINT) FROM catalog_counters),
+            (SELECT min(id) FROM photos), (SELECT max(id) FROM photos)";
 
-/// A run's failures and kept originals by reason ($1 run): (kind, reason, photos).
-pub(crate) const REASONS: &str =
-    "SELECT kind, reason, CAST(sum(photos) AS BIGINT) FROM run_reason_counters
-     WHERE run_id = $1 GROUP BY kind, reason";
-
-/// A run's attempts summed ($1 run), as [`AttemptTuple`].
-pub(crate) const ATTEMPTS: &str = "SELECT CAST(coalesce(sum(attempts), 0) AS BIGINT),
-            CAST(coalesce(sum(couples_complete), 0) AS BIGINT),
-            CAST(coalesce(sum(s3_get), 0) AS BIGINT), CAST(coalesce(sum(s3_put), 0) AS BIGINT),
-            CAST(coalesce(sum(s3_delete_requests), 0) AS BIGINT),
-            CAST(coalesce(sum(s3_deleted_objects), 0) AS BIGINT),
-            CAST(coalesce(sum(sqs_requests), 0) AS BIGINT),
-            CAST(coalesce(sum(db_statements), 0) AS BIGINT),
-            min(first_started), max(last_finished)
-     FROM run_attempt_counters WHERE run_id = $1";
+/// A checkpoint as [`STATUS`] reads it; none yet is the start.
+pub(crate) fn checkpoint(row: Option<(i64, i64, i64)>) -> Checkpoint {
+    row.map_or_else(Checkpoint::default, |(last, enqueued, finished)| {
+        Checkpoint {
+            last_couple: Some(recast_core::CoupleId(last)),
+            enqueued: enqueued as u64,
+            finished: finished != 0,
+        }
+    })
+}
 
 /// When the run's oldest enqueued couple whose job has not completed was enqueued ($1 run), in
 /// Unix ms: the first rows of an index in time order. A row whose couple did complete (PostgreSQL:
@@ -73,8 +66,10 @@ pub(crate) type AttemptTuple = (
 pub(crate) type CatalogTuple = (i64, i64, i64, i64, i64, i64, i64, i64);
 
 /// Rewrites the catalog's counters and one run's ($1) counters from a full scan, in order; run
-/// them in one transaction that holds the counter tables against concurrent writers.
-pub(crate) const REPAIR: [&str; 9] = [
+/// them in one transaction that holds the counter tables against concurrent writers. The run's
+/// complete couples (migration 0012) are rebuilt before its attempt counters, which SQLite's
+/// trigger on them would otherwise count twice.
+pub(crate) const REPAIR: [&str; 11] = [
     "DELETE FROM catalog_counters",
     "INSERT INTO catalog_counters (shard, couples, couples_with_photos, photos, photo_bytes,
                                    thumbnails, thumbnail_bytes, sized_photos, pixels)
@@ -103,6 +98,10 @@ pub(crate) const REPAIR: [&str; 9] = [
     "INSERT INTO run_reason_counters (run_id, shard, kind, reason, photos)
      SELECT run_id, 0, 'kept', kept_reason, count(*) FROM photo_progress
      WHERE run_id = $1 AND kept_reason IS NOT NULL GROUP BY run_id, kept_reason",
+    "DELETE FROM run_complete_couples WHERE run_id = $1",
+    "INSERT INTO run_complete_couples (run_id, couple_id)
+     SELECT DISTINCT run_id, couple_id FROM job_attempts
+     WHERE run_id = $1 AND outcome = 'complete' AND couple_id IS NOT NULL",
     "DELETE FROM run_attempt_counters WHERE run_id = $1",
     "INSERT INTO run_attempt_counters (run_id, shard, attempts, couples_complete, s3_get, s3_put,
                                        s3_delete_requests, s3_deleted_objects, sqs_requests,
@@ -112,6 +111,103 @@ pub(crate) const REPAIR: [&str; 9] = [
             sum(sqs_requests), sum(db_statements), min(started_at), max(finished_at)
      FROM job_attempts WHERE run_id = $1 GROUP BY run_id",
 ];
+
+/// Everything [`status`] reads, in one statement: one round trip instead of five (each of which
+/// costs two on PostgreSQL, where a new statement is parsed before it runs), which is most of a
+/// `recast status` call on a busy server. Rows are tagged by `part`; the numbers are, by part:
+/// `catalog` n1..n8 as [`CatalogTuple`]; `state` (k1 = state) n1..n7 as [`StateTuple`]'s numbers;
+/// `reason` (k1 = kind, k2 = reason) n1 = photos; `attempts` n1..n8 and m1, m2 as
+/// [`AttemptTuple`]; `checkpoint` n1..n3 = last couple, enqueued, finished (absent: none yet);
+/// `tail` n1 = photos set aside by the sweeper, m1 = [`OLDEST_OPEN`] (migration 0014; the
+/// blocked count reads a partial index of the marked rows only).
+pub(crate) const STATUS: &str = "
+    SELECT 'catalog' AS part, '' AS k1, '' AS k2,
+           CAST(coalesce(sum(couples_with_photos), 0) AS BIGINT) AS n1,
+           CAST(coalesce(sum(photos), 0) AS BIGINT) AS n2,
+           CAST(coalesce(sum(photo_bytes), 0) AS BIGINT) AS n3,
+           CAST(coalesce(sum(thumbnails), 0) AS BIGINT) AS n4,
+           CAST(coalesce(sum(thumbnail_bytes), 0) AS BIGINT) AS n5,
+           CAST(coalesce(sum(pixels), 0) AS BIGINT) AS n6,
+           CAST(coalesce(sum(sized_photos), 0) AS BIGINT) AS n7,
+           CAST(coalesce(sum(couples), 0) AS BIGINT) AS n8,
+           CAST(NULL AS BIGINT) AS m1, CAST(NULL AS BIGINT) AS m2
+    FROM catalog_counters
+    UNION ALL
+    SELECT 'state', state, '', CAST(sum(photos) AS BIGINT), CAST(sum(original_bytes) AS BIGINT),
+           CAST(sum(thumbnails) AS BIGINT), CAST(sum(thumbnail_bytes) AS BIGINT),
+           CAST(sum(webp_bytes) AS BIGINT), CAST(sum(kept) AS BIGINT),
+           CAST(sum(kept_original_bytes) AS BIGINT), 0, NULL, NULL
+    FROM run_state_counters WHERE run_id = $1 GROUP BY state
+    UNION ALL
+    SELECT 'reason', kind, reason, CAST(sum(photos) AS BIGINT), 0, 0, 0, 0, 0, 0, 0, NULL, NULL
+    FROM run_reason_counters WHERE run_id = $1 GROUP BY kind, reason
+    UNION ALL
+    SELECT 'attempts', '', '', CAST(coalesce(sum(attempts), 0) AS BIGINT),
+           CAST(coalesce(sum(couples_complete), 0) AS BIGINT),
+           CAST(coalesce(sum(s3_get), 0) AS BIGINT), CAST(coalesce(sum(s3_put), 0) AS BIGINT),
+           CAST(coalesce(sum(s3_delete_requests), 0) AS BIGINT),
+           CAST(coalesce(sum(s3_deleted_objects), 0) AS BIGINT),
+           CAST(coalesce(sum(sqs_requests), 0) AS BIGINT),
+           CAST(coalesce(sum(db_statements), 0) AS BIGINT),
+           min(first_started), max(last_finished)
+    FROM run_attempt_counters WHERE run_id = $1
+    UNION ALL
+    SELECT 'checkpoint', '', '', last_couple_id, enqueued, finished, 0, 0, 0, 0, 0, NULL, NULL
+    FROM producer_checkpoints WHERE run_id = $1
+    UNION ALL
+    SELECT 'tail', '', '',
+           CAST((SELECT count(*) FROM photo_progress
+                 WHERE run_id = $1 AND sweep_blocked IS NOT NULL) AS BIGINT),
+           0, 0, 0, 0, 0, 0, 0,
+           (SELECT o.enqueued_at FROM run_open_couples o
+            WHERE o.run_id = $1 AND NOT EXISTS (SELECT 1 FROM job_attempts a
+                  WHERE a.run_id = o.run_id AND a.couple_id = o.couple_id
+                  AND a.outcome = 'complete')
+            ORDER BY o.enqueued_at LIMIT 1),
+           NULL";
+
+/// One row of [`STATUS`].
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct StatusRow {
+    part: String,
+    k1: String,
+    k2: String,
+    n1: i64,
+    n2: i64,
+    n3: i64,
+    n4: i64,
+    n5: i64,
+    n6: i64,
+    n7: i64,
+    n8: i64,
+    m1: Option<i64>,
+    m2: Option<i64>,
+}
+
+/// A run's status from the rows of [`STATUS`].
+pub(crate) fn status_from_rows(run: &Run, rows: Vec<StatusRow>) -> RunStatus {
+    let mut catalog: CatalogTuple = (0, 0, 0, 0, 0, 0, 0, 0);
+    let mut states = Vec::new();
+    let mut reasons = Vec::new();
+    let mut attempts: AttemptTuple = (0, 0, 0, 0, 0, 0, 0, 0, None, None);
+    let mut saved = None;
+    let mut tail = (0, None);
+    for r in rows {
+        let n = (r.n1, r.n2, r.n3, r.n4, r.n5, r.n6, r.n7, r.n8);
+        match r.part.as_str() {
+            "catalog" => catalog = n,
+            "state" => states.push((r.k1, n.0, n.1, n.2, n.3, n.4, n.5, n.6)),
+            "reason" => reasons.push((r.k1, r.k2, n.0)),
+            "attempts" => attempts = (n.0, n.1, n.2, n.3, n.4, n.5, n.6, n.7, r.m1, r.m2),
+            "tail" => tail = (n.0, r.m1),
+            _ => saved = Some((n.0, n.1, n.2)),
+        }
+    }
+    let mut s = status(run, catalog, states, reasons, attempts, checkpoint(saved));
+    s.sweep_blocked = tail.0.max(0) as u64;
+    s.oldest_unfinished_enqueued_ms = tail.1;
+    s
+}
 
 /// The catalog's totals from its counters.
 pub(crate) fn totals(row: CatalogTuple) -> CatalogTotals {
@@ -202,33 +298,14 @@ macro_rules! shared_counter_methods {
                 &self,
                 run: &Run,
             ) -> Result<RunStatus, CatalogError> {
-                let catalog: crate::counters::CatalogTuple =
-                    sqlx::query_as(crate::counters::CATALOG)
-                        .fetch_one(&self.pool)
-                        .await?;
-                let states: Vec<crate::rows::StateTuple> = sqlx::query_as(crate::counters::STATES)
+                let rows: Vec<crate::counters::StatusRow> = sqlx::query_as(crate::counters::STATUS)
                     .bind(run.id.0)
                     .fetch_all(&self.pool)
                     .await?;
-                let reasons: Vec<(String, String, i64)> = sqlx::query_as(crate::counters::REASONS)
-                    .bind(run.id.0)
-                    .fetch_all(&self.pool)
-                    .await?;
-                let attempts: crate::counters::AttemptTuple =
-                    sqlx::query_as(crate::counters::ATTEMPTS)
-                        .bind(run.id.0)
-                        .fetch_one(&self.pool)
-                        .await?;
-                let checkpoint = self.checkpoint(run).await?;
-                let oldest = self.oldest_open(run).await?;
-                let mut status =
-                    crate::counters::status(run, catalog, states, reasons, attempts, checkpoint);
-                status.oldest_unfinished_enqueued_ms = oldest;
-                status.sweep_blocked = crate::RunTail::sweep_blocked(self, run).await?;
-                Ok(status)
+                Ok(crate::counters::status_from_rows(run, rows))
             }
 
-            /// See [`crate::counters::OLDEST_OPEN`].
+            /// See [`crate::counters::OLDEST_OPEN`] (the status statement reads it too).
             pub(crate) async fn oldest_open(&self, run: &Run) -> Result<Option<i64>, CatalogError> {
                 Ok(sqlx::query_scalar(crate::counters::OLDEST_OPEN)
                     .bind(run.id.0)

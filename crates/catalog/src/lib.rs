@@ -5,6 +5,8 @@
 
 mod catalog;
 mod counters;
+#[cfg(test)]
+mod counters_race;
 mod error;
 mod fleet;
 mod import;

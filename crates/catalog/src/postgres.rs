@@ -48,7 +48,12 @@ impl PgCatalog {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await?;
-        MIGRATOR.run(&pool).await?;
+        let applied = sqlx::query_as(crate::schema::APPLIED_CHECKSUMS)
+            .fetch_all(&pool)
+            .await;
+        if !crate::schema::is_current(applied, &MIGRATOR) {
+            MIGRATOR.run(&pool).await?;
+        }
         Ok(PgCatalog { pool })
     }
 
@@ -133,7 +138,7 @@ fn push_attempt(q: &mut QueryBuilder<'_, Postgres>, a: &JobAttempt, own_statemen
 crate::fleet::shared_fleet_methods!(PgCatalog);
 crate::counters::shared_counter_methods!(
     PgCatalog,
-    "LOCK TABLE catalog_counters, run_state_counters, run_reason_counters, run_attempt_counters IN EXCLUSIVE MODE"
+    "LOCK TABLE catalog_counters, run_state_counters, run_reason_counters, run_attempt_counters, run_complete_couples IN EXCLUSIVE MODE"
 );
 
 crate::import::shared_import_methods!(PgCatalog);
@@ -689,7 +694,7 @@ impl Catalog for PgCatalog {
 
     async fn sample_photos(&self, n: u32, seed: u64) -> Result<Vec<SamplePhoto>, CatalogError> {
         let (count, min, max): (i64, Option<i64>, Option<i64>) =
-            sqlx::query_as("SELECT count(*), min(id), max(id) FROM photos")
+            sqlx::query_as(crate::counters::PHOTO_ID_RANGE)
                 .fetch_one(&self.pool)
                 .await?;
         let columns = "SELECT id, original_key, bytes, width, height FROM photos";

@@ -66,7 +66,12 @@ impl SqliteCatalog {
             .max_connections(4)
             .connect_with(options)
             .await?;
-        MIGRATOR.run(&pool).await?;
+        let applied = sqlx::query_as(crate::schema::APPLIED_CHECKSUMS)
+            .fetch_all(&pool)
+            .await;
+        if !crate::schema::is_current(applied, &MIGRATOR) {
+            MIGRATOR.run(&pool).await?;
+        }
         Ok(SqliteCatalog { pool })
     }
 
@@ -687,7 +692,7 @@ impl Catalog for SqliteCatalog {
 
     async fn sample_photos(&self, n: u32, seed: u64) -> Result<Vec<SamplePhoto>, CatalogError> {
         let (count, min, max): (i64, Option<i64>, Option<i64>) =
-            sqlx::query_as("SELECT count(*), min(id), max(id) FROM photos")
+            sqlx::query_as(crate::counters::PHOTO_ID_RANGE)
                 .fetch_one(&self.pool)
                 .await?;
         let columns = "SELECT id, original_key, bytes, width, height FROM photos";
