@@ -8,6 +8,7 @@ mod counters;
 mod error;
 mod fleet;
 mod import;
+mod import_unit;
 mod model;
 mod postgres;
 mod reporting;
@@ -26,6 +27,7 @@ pub mod conformance_import;
 pub use catalog::Catalog;
 pub use error::CatalogError;
 pub use import::{ExportRow, ImportCheckpoint, ImportResolved, ObjectKind, StagedObject};
+pub use import_unit::{BatchAdded, ImportUnit};
 pub use model::{
     Checkpoint, CoupleJob, FleetView, Heartbeat, JobAttempt, Lease, NewCouple, NewPhoto,
     NewThumbnail, ProgressRow, ProgressUpdate, Run, SweepItem, WebpRecord, WorkerInfo,
