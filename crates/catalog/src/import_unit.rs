@@ -55,7 +55,10 @@ const BATCH_COUPLES: &str = "INSERT INTO couples (id, ext_id, created_at)
      CROSS JOIN (SELECT COALESCE(MAX(id), 0) AS base FROM couples) m
      WHERE true";
 
-/// The batch's new photos, numbered after the highest id, couple by couple.
+/// The batch's new photos, numbered after the highest id, couple by couple. A photo already in
+/// the catalog (by its key, or by its couple and id) is left out by `ON CONFLICT`, an index probe
+/// per row; its number is skipped (ids may have gaps). `NOT EXISTS` anti-joins here were planned
+/// as hashes of the whole `photos` table per batch.
 const BATCH_PHOTOS: &str = "INSERT INTO photos (id, couple_id, ext_id, original_key, format, bytes)
      SELECT m.base + ROW_NUMBER() OVER (ORDER BY c.id, LENGTH(b.photo), b.photo, b.key),
             c.id, b.photo, b.key, COALESCE(b.format, 'unknown'), b.bytes
@@ -63,8 +66,6 @@ const BATCH_PHOTOS: &str = "INSERT INTO photos (id, couple_id, ext_id, original_
      JOIN couples c ON c.ext_id = b.couple
      CROSS JOIN (SELECT COALESCE(MAX(id), 0) AS base FROM photos) m
      WHERE b.kind = 'original'
-       AND NOT EXISTS (SELECT 1 FROM photos p WHERE p.original_key = b.key)
-       AND NOT EXISTS (SELECT 1 FROM photos p WHERE p.couple_id = c.id AND p.ext_id = b.photo)
      ON CONFLICT DO NOTHING";
 
 /// The batch's thumbnails of photos in the catalog.
@@ -90,11 +91,12 @@ const BATCH_DEFER: &str =
 /// 32,766 values per statement).
 const SQLITE_ROWS_PER_INSERT: usize = 5000;
 
-/// Below this many rows in `photos` by the planner's statistics, PostgreSQL analyses `couples`
-/// and `photos` after the unit's first batch: a catalog that was empty when its statistics were
-/// taken otherwise gets sequential scans for every lookup (the foreign-key checks included),
-/// which at a million rows never ends.
-const PG_ANALYZE_BELOW: f32 = 1_000_000.0;
+/// How PostgreSQL plans a unit's statements: each batch joins a few thousand rows against a
+/// catalog of millions, so every lookup must be an index probe. Left to itself the planner hashes
+/// the whole `photos` table for every batch (a cost that grows with the catalog: O(n²) over an
+/// import); with hash and merge joins off, a batch costs O(batch × log catalog). The batch table
+/// is analysed after each load so that it drives the joins.
+const PG_UNIT_PLANNING: &str = "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off";
 
 /// Runs the four statements that resolve the batch table, in one transaction `$tx`.
 macro_rules! resolve_batch {
@@ -148,7 +150,6 @@ pub(crate) struct PgUnit {
     tx: Transaction<'static, Postgres>,
     source: String,
     unit: i64,
-    batches: u64,
 }
 
 impl PgUnit {
@@ -159,15 +160,11 @@ impl PgUnit {
     ) -> Result<Box<dyn ImportUnit>, CatalogError> {
         let mut tx = pool.begin().await?;
         sqlx::query(CREATE_BATCH).execute(&mut *tx).await?;
-        // Joins of whole batches: hash tables in memory rather than spills to disk.
-        sqlx::query("SET LOCAL work_mem = '64MB'")
-            .execute(&mut *tx)
-            .await?;
+        sqlx::raw_sql(PG_UNIT_PLANNING).execute(&mut *tx).await?;
         Ok(Box::new(PgUnit {
             tx,
             source: source.to_owned(),
             unit,
-            batches: 0,
         }))
     }
 }
@@ -185,7 +182,6 @@ impl ImportUnit for PgUnit {
             .await?;
         copy.send(buf).await?;
         copy.finish().await?;
-        // The batch's own statistics, so that its joins are planned for its size.
         sqlx::query("ANALYZE import_batch")
             .execute(&mut *self.tx)
             .await?;
@@ -193,18 +189,6 @@ impl ImportUnit for PgUnit {
         sqlx::query("TRUNCATE import_batch")
             .execute(&mut *self.tx)
             .await?;
-        if self.batches == 0 {
-            let photos: f32 =
-                sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = 'photos'::regclass")
-                    .fetch_one(&mut *self.tx)
-                    .await?;
-            if photos < PG_ANALYZE_BELOW {
-                sqlx::query("ANALYZE couples, photos")
-                    .execute(&mut *self.tx)
-                    .await?;
-            }
-        }
-        self.batches += 1;
         Ok(added)
     }
 
