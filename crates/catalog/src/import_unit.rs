@@ -96,7 +96,10 @@ const SQLITE_ROWS_PER_INSERT: usize = 5000;
 /// the whole `photos` table for every batch (a cost that grows with the catalog: O(n²) over an
 /// import); with hash and merge joins off, a batch costs O(batch × log catalog). The batch table
 /// is analysed after each load so that it drives the joins.
-const PG_UNIT_PLANNING: &str = "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off";
+const PG_UNIT_PLANNING: [&str; 2] = [
+    "SET LOCAL enable_hashjoin = off",
+    "SET LOCAL enable_mergejoin = off",
+];
 
 /// Runs the four statements that resolve the batch table, in one transaction `$tx`.
 macro_rules! resolve_batch {
@@ -160,7 +163,9 @@ impl PgUnit {
     ) -> Result<Box<dyn ImportUnit>, CatalogError> {
         let mut tx = pool.begin().await?;
         sqlx::query(CREATE_BATCH).execute(&mut *tx).await?;
-        sqlx::raw_sql(PG_UNIT_PLANNING).execute(&mut *tx).await?;
+        for setting in PG_UNIT_PLANNING {
+            sqlx::query(setting).execute(&mut *tx).await?;
+        }
         Ok(Box::new(PgUnit {
             tx,
             source: source.to_owned(),
