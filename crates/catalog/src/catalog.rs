@@ -246,10 +246,9 @@ pub trait Catalog: crate::RunTail + Send + Sync + Debug {
     /// read without touching anything ([`crate::open_read_only`]). Later calls fail.
     async fn close(&self);
 
-    // Import and export (issue 11). An import stages the objects it reads per unit (inventory
-    // file, listing page, manifest chunk), checkpoints after each, and resolves the staging area
-    // into couples, photos and thumbnails at the end; nothing reaches the catalog's own tables
-    // before the resolution, which is one transaction.
+    // Import and export (issue 11). An import writes each unit (inventory file, listing page,
+    // manifest chunk) into the catalog in one transaction with its checkpoint; thumbnails whose
+    // photo is not in the catalog yet are staged, and resolved when every unit is in.
 
     /// Where the import of `source` stands, or `None` when no import of it is under way.
     async fn import_checkpoint(
@@ -257,18 +256,13 @@ pub trait Catalog: crate::RunTail + Send + Sync + Debug {
         source: &str,
     ) -> Result<Option<crate::ImportCheckpoint>, CatalogError>;
 
-    /// Drops the staged rows of `source`'s units from `from_unit` on (a unit not checkpointed:
-    /// staged in part by an import that stopped, or refused).
-    async fn import_discard(&self, source: &str, from_unit: i64) -> Result<(), CatalogError>;
-
-    /// Adds rows to `source`'s staging area as part of `unit` (PostgreSQL `COPY`, SQLite
-    /// multi-row inserts in one transaction).
-    async fn import_stage(
+    /// Begins unit number `unit` of `source`: one transaction, committed with its checkpoint
+    /// ([`crate::ImportUnit::commit`]) or rolled back whole.
+    async fn import_unit(
         &self,
         source: &str,
         unit: i64,
-        rows: &[crate::StagedObject],
-    ) -> Result<(), CatalogError>;
+    ) -> Result<Box<dyn crate::ImportUnit>, CatalogError>;
 
     /// Records that `source`'s units below `checkpoint.units_done` are staged.
     async fn import_save_checkpoint(
@@ -277,9 +271,10 @@ pub trait Catalog: crate::RunTail + Send + Sync + Debug {
         checkpoint: &crate::ImportCheckpoint,
     ) -> Result<(), CatalogError>;
 
-    /// Resolves `source`'s staging area into the catalog in one transaction (idempotent: what
-    /// exists is not added again; orphan thumbnails are left out and listed, the first
-    /// `orphan_samples` of them), then clears the staging area and the checkpoint.
+    /// Resolves `source`'s staging area (the deferred thumbnails) into the catalog in one
+    /// transaction (idempotent: what exists is not added again; orphan thumbnails are left out and
+    /// listed, the first `orphan_samples` of them), then clears the staging area and the
+    /// checkpoint.
     async fn import_resolve(
         &self,
         source: &str,

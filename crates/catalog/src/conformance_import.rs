@@ -14,59 +14,92 @@ fn object(kind: ObjectKind, couple: &str, photo: &str, key: &str) -> StagedObjec
     }
 }
 
-/// Staging, discarding, checkpoints and the resolution into couples, photos and thumbnails.
+/// Units written with their checkpoint or not at all, deferred thumbnails, and the resolution.
 pub async fn import_stages_then_resolves_once(c: &dyn Catalog) {
     use ObjectKind::{Original, Thumbnail};
     let src = "conformance-import";
     assert_eq!(c.import_checkpoint(src).await.unwrap(), None);
-    c.import_stage(
-        src,
-        0,
-        &[
+    let mut unit = c.import_unit(src, 0).await.unwrap();
+    // A thumbnail before its original in the same batch is added; "9"'s photo "é" arrives in a
+    // second batch.
+    let first = unit
+        .add(&[
             object(Thumbnail, "c\t1", "p 1", "t/c\t1/p 1_1.jpg"),
             object(Original, "c\t1", "p 1", "o/c\t1/p 1.jpg"),
             object(Original, "10", "2", "o/10/2.jpg"),
-            object(Original, "9", "é", "o/9/é.jpg"),
-        ],
-    )
-    .await
-    .unwrap();
+            object(Thumbnail, "9", "é", "t/9/é_1.jpg"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            first.couples,
+            first.photos,
+            first.thumbnails,
+            first.deferred
+        ),
+        (2, 2, 1, 1)
+    );
+    let second = unit
+        .add(&[object(Original, "9", "é", "o/9/é.jpg")])
+        .await
+        .unwrap();
+    assert_eq!((second.couples, second.photos), (1, 1));
     let cp = ImportCheckpoint {
         units_done: 1,
         cursor: Some("o/9/é.jpg".into()),
         summary: "{}".into(),
     };
-    c.import_save_checkpoint(src, &cp).await.unwrap();
+    unit.commit(&cp).await.unwrap();
+    assert_eq!(c.import_checkpoint(src).await.unwrap(), Some(cp.clone()));
+    // A unit begun and dropped (refused, killed) leaves nothing behind, checkpoint included.
+    let mut refused = c.import_unit(src, 1).await.unwrap();
+    refused
+        .add(&[object(Original, "x", "y", "o/x/y.jpg")])
+        .await
+        .unwrap();
+    drop(refused);
     assert_eq!(c.import_checkpoint(src).await.unwrap(), Some(cp));
-    // A unit staged in part and then refused leaves nothing behind.
-    c.import_stage(src, 1, &[object(Original, "x", "y", "o/x/y.jpg")])
+    let mut unit = c.import_unit(src, 1).await.unwrap();
+    let orphan = unit
+        .add(&[object(Thumbnail, "9", "gone", "t/9/gone_1.jpg")])
         .await
         .unwrap();
-    c.import_discard(src, 1).await.unwrap();
-    c.import_stage(src, 1, &[object(Thumbnail, "9", "gone", "t/9/gone_1.jpg")])
-        .await
-        .unwrap();
+    assert_eq!(orphan.deferred, 1);
+    unit.commit(&ImportCheckpoint {
+        units_done: 2,
+        cursor: None,
+        summary: "{}".into(),
+    })
+    .await
+    .unwrap();
 
     let r = c.import_resolve(src, 10).await.unwrap();
     assert_eq!(
         (r.couples_added, r.photos_added, r.thumbnails_added),
-        (3, 3, 1)
+        (0, 0, 1),
+        "the deferred thumbnail of 9/é is added at the end"
     );
     assert_eq!(
         (r.orphans, r.orphan_keys),
         (1, vec!["t/9/gone_1.jpg".to_owned()])
     );
     assert_eq!(c.import_checkpoint(src).await.unwrap(), None);
-    // Numeric ids keep their numeric order ("9" before "10").
+    // Numeric ids keep their numeric order within a batch; "x" was rolled back.
     let (couples, photos) = c.max_ids().await.unwrap();
     assert_eq!((couples.0, photos.0), (3, 3));
 
-    // Staging the same objects again adds nothing.
-    c.import_stage(src, 0, &[object(Original, "10", "2", "o/10/2.jpg")])
+    // Importing the same objects again adds nothing.
+    let mut unit = c.import_unit(src, 0).await.unwrap();
+    let again = unit
+        .add(&[
+            object(Original, "10", "2", "o/10/2.jpg"),
+            object(Thumbnail, "c\t1", "p 1", "t/c\t1/p 1_1.jpg"),
+        ])
         .await
         .unwrap();
-    let again = c.import_resolve(src, 10).await.unwrap();
-    assert_eq!((again.couples_added, again.photos_added), (0, 0));
+    assert_eq!(again, crate::BatchAdded::default());
+    drop(unit);
 
     let run = c
         .ensure_run("conformance-export", &recast_core::RunSettings::default())

@@ -1,11 +1,9 @@
-//! Import and export: the staging area an import fills, its checkpoints, the resolution of staged
-//! objects into couples, photos and thumbnails, and the pages `export` reads. The SQL is written
-//! once for both backends (`$N` placeholders are positional in SQLite too); only the bulk load of
-//! staged rows differs (PostgreSQL `COPY`, SQLite multi-row inserts in one transaction).
+//! Import and export: an import's checkpoints, the resolution at its end of the thumbnails it
+//! deferred (staged because their photo was not in the catalog yet), and the pages `export` reads.
+//! Units themselves are written by [`crate::import_unit`]. The SQL is written once for both
+//! backends (`$N` placeholders are positional in SQLite too).
 
 use serde::Serialize;
-
-use crate::CatalogError;
 
 /// What an imported object is to its photo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -82,8 +80,6 @@ pub(crate) const SAVE_CHECKPOINT: &str =
      ON CONFLICT (source) DO UPDATE SET units_done = excluded.units_done,
          cursor = excluded.cursor, summary = excluded.summary, updated_at = excluded.updated_at";
 
-pub(crate) const DISCARD: &str = "DELETE FROM import_staging WHERE source = $1 AND unit >= $2";
-
 /// New couples of the staged originals, numbered after the highest id in the order of their
 /// external ids (shorter first, so numeric ids keep their numeric order).
 pub(crate) const ADD_COUPLES: &str = "INSERT INTO couples (id, ext_id, created_at)
@@ -152,19 +148,6 @@ macro_rules! shared_import_methods {
                     .await?)
             }
 
-            pub(crate) async fn import_discard_shared(
-                &self,
-                source: &str,
-                from_unit: i64,
-            ) -> Result<(), CatalogError> {
-                sqlx::query(crate::import::DISCARD)
-                    .bind(source)
-                    .bind(from_unit)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
-            }
-
             pub(crate) async fn import_save_checkpoint_shared(
                 &self,
                 source: &str,
@@ -192,6 +175,11 @@ macro_rules! shared_import_methods {
             ) -> Result<crate::ImportResolved, CatalogError> {
                 use crate::import as q;
                 let mut tx = self.pool.begin().await?;
+                // Statistics of what was staged, so that the joins below are planned for its size
+                // (never analysed, it looks empty, and nested loops over it never end).
+                sqlx::query("ANALYZE import_staging")
+                    .execute(&mut *tx)
+                    .await?;
                 let couples = sqlx::query(q::ADD_COUPLES)
                     .bind(source)
                     .bind(now_ms())
@@ -251,8 +239,9 @@ macro_rules! shared_import_methods {
 }
 pub(crate) use shared_import_methods;
 
-/// Appends one staged row to a PostgreSQL `COPY ... FROM STDIN` text-format buffer.
-pub(crate) fn push_copy_row(buf: &mut Vec<u8>, source: &str, unit: i64, o: &StagedObject) {
+/// Appends one object to a PostgreSQL `COPY ... FROM STDIN` text-format buffer (the batch
+/// table's columns: kind, couple, photo, format, key, bytes).
+pub(crate) fn push_copy_row(buf: &mut Vec<u8>, o: &StagedObject) {
     fn field(buf: &mut Vec<u8>, value: &str) {
         for b in value.bytes() {
             match b {
@@ -264,10 +253,6 @@ pub(crate) fn push_copy_row(buf: &mut Vec<u8>, source: &str, unit: i64, o: &Stag
             }
         }
     }
-    field(buf, source);
-    buf.push(b'\t');
-    buf.extend_from_slice(unit.to_string().as_bytes());
-    buf.push(b'\t');
     buf.extend_from_slice(o.kind.as_str().as_bytes());
     buf.push(b'\t');
     field(buf, &o.couple);
@@ -285,61 +270,6 @@ pub(crate) fn push_copy_row(buf: &mut Vec<u8>, source: &str, unit: i64, o: &Stag
     buf.push(b'\n');
 }
 
-/// The columns of a staged row, in the order both loads write them.
-const STAGE_COLUMNS: &str =
-    "import_staging (source, unit, kind, couple, photo, format, key, bytes)";
-
-/// Rows per multi-row INSERT into SQLite's staging area (8 values each; SQLite binds at most
-/// 32,766 values per statement).
-const SQLITE_ROWS_PER_INSERT: usize = 2000;
-
-/// Stages rows in SQLite: multi-row inserts of one prepared shape in one transaction.
-pub(crate) async fn stage_sqlite(
-    pool: &sqlx::SqlitePool,
-    source: &str,
-    unit: i64,
-    rows: &[StagedObject],
-) -> Result<(), CatalogError> {
-    let mut tx = pool.begin().await?;
-    for chunk in rows.chunks(SQLITE_ROWS_PER_INSERT) {
-        let mut q =
-            sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!("INSERT INTO {STAGE_COLUMNS} "));
-        q.push_values(chunk, |mut b, o| {
-            b.push_bind(source)
-                .push_bind(unit)
-                .push_bind(o.kind.as_str())
-                .push_bind(&o.couple)
-                .push_bind(&o.photo)
-                .push_bind(o.format.as_deref())
-                .push_bind(&o.key)
-                .push_bind(o.bytes as i64);
-        });
-        q.build().execute(&mut *tx).await?;
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
-/// Stages rows in PostgreSQL with one `COPY ... FROM STDIN` (text format).
-pub(crate) async fn stage_postgres(
-    pool: &sqlx::PgPool,
-    source: &str,
-    unit: i64,
-    rows: &[StagedObject],
-) -> Result<(), CatalogError> {
-    let mut buf = Vec::with_capacity(rows.len() * 96);
-    for o in rows {
-        push_copy_row(&mut buf, source, unit, o);
-    }
-    let mut conn = pool.acquire().await?;
-    let mut copy = conn
-        .copy_in_raw(&format!("COPY {STAGE_COLUMNS} FROM STDIN"))
-        .await?;
-    copy.send(buf).await?;
-    copy.finish().await?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,10 +285,10 @@ mod tests {
             key: "k\nl".into(),
             bytes: 7,
         };
-        push_copy_row(&mut buf, "s", 3, &o);
+        push_copy_row(&mut buf, &o);
         assert_eq!(
             String::from_utf8(buf).unwrap(),
-            "s\t3\tthumbnail\ta\\tb\tc\\\\d\t\\N\tk\\nl\t7\n"
+            "thumbnail\ta\\tb\tc\\\\d\t\\N\tk\\nl\t7\n"
         );
     }
 }

@@ -10,6 +10,7 @@ mod counters_race;
 mod error;
 mod fleet;
 mod import;
+mod import_unit;
 mod model;
 mod postgres;
 mod reporting;
@@ -30,6 +31,7 @@ pub mod conformance_open;
 pub use catalog::Catalog;
 pub use error::CatalogError;
 pub use import::{ExportRow, ImportCheckpoint, ImportResolved, ObjectKind, StagedObject};
+pub use import_unit::{BatchAdded, ImportUnit};
 pub use model::{
     Checkpoint, CoupleJob, FleetView, Heartbeat, JobAttempt, Lease, NewCouple, NewPhoto,
     NewThumbnail, ProgressRow, ProgressUpdate, Run, SweepItem, WebpRecord, WorkerInfo,

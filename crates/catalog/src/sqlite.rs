@@ -831,17 +831,12 @@ impl Catalog for SqliteCatalog {
         self.import_checkpoint_shared(source).await
     }
 
-    async fn import_discard(&self, source: &str, from_unit: i64) -> Result<(), CatalogError> {
-        self.import_discard_shared(source, from_unit).await
-    }
-
-    async fn import_stage(
+    async fn import_unit(
         &self,
         source: &str,
         unit: i64,
-        rows: &[crate::StagedObject],
-    ) -> Result<(), CatalogError> {
-        crate::import::stage_sqlite(&self.pool, source, unit, rows).await
+    ) -> Result<Box<dyn crate::ImportUnit>, CatalogError> {
+        crate::import_unit::SqliteUnit::begin(&self.pool, source, unit).await
     }
 
     async fn import_save_checkpoint(

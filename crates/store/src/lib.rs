@@ -6,6 +6,7 @@
 
 mod error;
 mod local;
+mod local_walk;
 mod object_store;
 mod s3;
 mod s3_body;

@@ -18,6 +18,8 @@ const STAGING_SUFFIX: &str = ".recast-staging";
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     root: PathBuf,
+    /// The paged listing's walk, kept between pages.
+    walks: crate::local_walk::Walks,
 }
 
 impl LocalStore {
@@ -26,6 +28,7 @@ impl LocalStore {
         fs::create_dir_all(&root)?;
         Ok(LocalStore {
             root: root.canonicalize()?,
+            walks: Default::default(),
         })
     }
 
@@ -201,14 +204,13 @@ impl ObjectStore for LocalStore {
         let prefix = prefix.to_owned();
         let start_after = start_after.map(str::to_owned);
         blocking(move || {
-            let mut all = this.list_blocking(&prefix)?;
-            let first = match &start_after {
-                Some(after) => all.partition_point(|m| m.key.as_str() <= after.as_str()),
-                None => 0,
-            };
-            let end = all.len().min(first.saturating_add(max as usize));
-            all.truncate(end);
-            Ok(all.split_off(first))
+            this.walks.page(
+                &this.root,
+                &prefix,
+                start_after.as_deref(),
+                max as usize,
+                STAGING_SUFFIX,
+            )
         })
         .await
     }

@@ -64,8 +64,9 @@ pub trait ObjectStore: Send + Sync + Debug {
     /// One page of a listing too long to hold: up to `max` keys under `prefix` that sort after
     /// `start_after` (from the first key when `None`), in key order. An empty page means the
     /// listing is over. On S3 this is one ListObjectsV2 request (`max` at most 1,000); the local
-    /// folder walks the prefix for each page, which suits its demo scale. The default (for
-    /// decorators) pages through a whole [`ObjectStore::list`].
+    /// folder walks its folders in key order from the cursor, keeping the walk between pages (a
+    /// page costs the folders it reads). The default (for decorators) pages through a whole
+    /// [`ObjectStore::list`].
     async fn list_page(
         &self,
         prefix: &str,

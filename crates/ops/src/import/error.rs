@@ -52,6 +52,10 @@ pub enum ImportError {
     },
     #[error("catalog: {0}")]
     Catalog(#[from] CatalogError),
+    #[error(
+        "the thread reading the import's records stopped ({0}): nothing of the unit was imported"
+    )]
+    Parser(#[source] tokio::task::JoinError),
     #[error("the checkpoint of this import is unreadable ({0}); clear it with a new source name or re-create the catalog")]
     Checkpoint(serde_json::Error),
     #[error("an import from stdin cannot resume from its checkpoint; import from the file (csv:PATH) instead")]

@@ -1,9 +1,9 @@
-//! The import itself: unit after unit from the checkpoint, each classified, staged and
-//! checkpointed; then one resolution into the catalog.
+//! The import itself: unit after unit from the checkpoint, each classified and written into the
+//! catalog with its checkpoint in one transaction; then the deferred thumbnails are resolved.
 
 use std::collections::{HashMap, HashSet};
 
-use recast_catalog::{Catalog, ImportCheckpoint, ObjectKind, StagedObject};
+use recast_catalog::{BatchAdded, Catalog, ImportCheckpoint, ObjectKind, StagedObject};
 
 use super::classify::{format_of, Patterns};
 use super::source::{Record, Source, Unit};
@@ -12,7 +12,7 @@ use super::{ImportError, ImportSummary};
 /// Unmatched keys and orphans listed by name in a summary (all are counted).
 pub const MAX_LISTED: usize = 100;
 /// Staged rows sent to the catalog at once.
-const STAGE_BATCH: usize = 20_000;
+const STAGE_BATCH: usize = 50_000;
 
 /// How to import.
 #[derive(Debug, Clone, Default)]
@@ -25,8 +25,8 @@ pub struct ImportOptions {
 /// Imports `source` (named `from`: the checkpoint's key) into the catalog through `patterns`; a
 /// dry run (no catalog, or `options.dry_run`) reads and counts only.
 /// Resumes from the checkpoint of an earlier import of the same `from` that stopped; re-running a
-/// finished import adds nothing. A unit that fails (checksum, gzip, a bad row) is discarded whole
-/// and the import stops with its error; the units before it stay staged for the next run.
+/// finished import adds nothing. A unit that fails (checksum, gzip, a bad row) is rolled back
+/// whole and the import stops with its error; the units before it stay imported.
 pub async fn import(
     catalog: Option<&dyn Catalog>,
     from: &str,
@@ -57,10 +57,6 @@ pub async fn import(
         ),
     };
     summary.resumed_at_unit = units_done.max(0) as u64;
-    if let Some(c) = catalog {
-        // Rows of a unit an earlier import began and never checkpointed.
-        c.import_discard(from, units_done).await?;
-    }
     let mut dry_orphans = DryOrphans::default();
     while let Some(unit) = source.unit(units_done, cursor.as_deref()).await? {
         let Unit {
@@ -69,63 +65,116 @@ pub async fn import(
             records,
         } = unit;
         let mut counted = summary.clone();
-        let mut batch = Vec::with_capacity(STAGE_BATCH);
-        let staged: Result<(), ImportError> = async {
-            for record in records {
-                let Some(object) = classify(record?, patterns, &mut counted) else {
-                    continue;
-                };
-                let Some(c) = catalog else {
-                    dry_orphans.see(&object);
-                    continue;
-                };
-                batch.push(object);
-                if batch.len() == STAGE_BATCH {
-                    c.import_stage(from, units_done, &batch).await?;
-                    batch.clear();
+        match catalog {
+            None => {
+                for record in records {
+                    if let Some(object) = classify(record?, patterns, &mut counted) {
+                        dry_orphans.see(&object);
+                    }
                 }
             }
-            if let (Some(c), false) = (catalog, batch.is_empty()) {
-                c.import_stage(from, units_done, &batch).await?;
+            Some(c) => {
+                counted = write_unit(
+                    c,
+                    from,
+                    units_done,
+                    &next_cursor,
+                    records,
+                    patterns,
+                    counted,
+                )
+                .await?;
             }
-            Ok(())
-        }
-        .await;
-        if let Err(e) = staged {
-            if let Some(c) = catalog {
-                if let Err(discard) = c.import_discard(from, units_done).await {
-                    tracing::warn!(unit = %name, error = %discard, "failed to discard a refused unit's rows; the next import discards them");
-                }
-            }
-            return Err(e);
         }
         units_done += 1;
         cursor = next_cursor;
         summary = counted;
         summary.units = units_done as u64;
-        tracing::debug!(unit = %name, objects = summary.objects(), "unit staged");
-        if let Some(c) = catalog {
-            let checkpoint = ImportCheckpoint {
-                units_done,
-                cursor: cursor.clone(),
-                summary: serde_json::to_string(&summary).expect("a summary serialises"),
-            };
-            c.import_save_checkpoint(from, &checkpoint).await?;
-        }
+        tracing::debug!(unit = %name, objects = summary.objects(), "unit imported");
     }
     if let Some(c) = catalog {
         let resolved = c.import_resolve(from, MAX_LISTED as u32).await?;
         summary.orphans = resolved.orphans;
         summary.orphan_keys = resolved.orphan_keys;
-        summary.couples_added = resolved.couples_added;
-        summary.photos_added = resolved.photos_added;
-        summary.thumbnails_added = resolved.thumbnails_added;
+        summary.couples_added += resolved.couples_added;
+        summary.photos_added += resolved.photos_added;
+        summary.thumbnails_added += resolved.thumbnails_added;
     } else {
         let (count, keys) = dry_orphans.orphans();
         summary.orphans = count;
         summary.orphan_keys = keys;
     }
     Ok(summary)
+}
+
+/// Writes one unit into the catalog in one transaction, committed with its checkpoint: the
+/// records are read and classified on a blocking thread while the batch before is written
+/// (a channel of one batch between them), so parsing and the database overlap. Returns the
+/// running summary with the unit counted. An error (a bad row, a failed write) rolls the unit
+/// back whole.
+async fn write_unit(
+    catalog: &dyn Catalog,
+    from: &str,
+    index: i64,
+    next_cursor: &Option<String>,
+    records: Box<dyn Iterator<Item = Result<Record, ImportError>> + Send>,
+    patterns: &Patterns,
+    mut counted: ImportSummary,
+) -> Result<ImportSummary, ImportError> {
+    let mut unit = catalog.import_unit(from, index).await?;
+    let (batches, mut received) = tokio::sync::mpsc::channel::<Vec<StagedObject>>(1);
+    let patterns = patterns.clone();
+    let parser = tokio::task::spawn_blocking(move || {
+        let mut batch = Vec::with_capacity(STAGE_BATCH);
+        for record in records {
+            let Some(object) = classify(record?, &patterns, &mut counted) else {
+                continue;
+            };
+            batch.push(object);
+            if batch.len() == STAGE_BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(STAGE_BATCH));
+                if batches.blocking_send(full).is_err() {
+                    // The writer stopped on an error, which the unit reports.
+                    break;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let _ = batches.blocking_send(batch);
+        }
+        Ok::<_, ImportError>(counted)
+    });
+    let mut added = BatchAdded::default();
+    let mut written = Ok(());
+    while let Some(batch) = received.recv().await {
+        match unit.add(&batch).await {
+            Ok(a) => {
+                added.couples += a.couples;
+                added.photos += a.photos;
+                added.thumbnails += a.thumbnails;
+                added.deferred += a.deferred;
+            }
+            Err(e) => {
+                written = Err(e);
+                break;
+            }
+        }
+    }
+    drop(received);
+    let parsed = parser.await.map_err(ImportError::Parser)?;
+    written?;
+    let mut counted = parsed?;
+    counted.couples_added += added.couples;
+    counted.photos_added += added.photos;
+    counted.thumbnails_added += added.thumbnails;
+    counted.units = (index + 1) as u64;
+    let checkpoint = ImportCheckpoint {
+        units_done: index + 1,
+        cursor: next_cursor.clone(),
+        summary: serde_json::to_string(&counted).expect("a summary serialises"),
+    };
+    unit.commit(&checkpoint).await?;
+    Ok(counted)
 }
 
 /// Classifies one record and counts it; `None` for an unmatched key.
