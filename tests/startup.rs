@@ -144,3 +144,85 @@ async fn an_unmigrated_catalog_is_named() {
         "{line}"
     );
 }
+
+/// A moto server of the test's own that enforces IAM (moto's `INITIAL_NO_AUTH_ACTION_COUNT`: the
+/// first requests go unchecked, every later one is authorised against IAM), so that S3 answers a
+/// real `AccessDenied`; killed when dropped. The shared server cannot do this without denying
+/// every other test.
+struct AuthorisingMoto {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for AuthorisingMoto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts it, and makes (in its unchecked first three requests) a user with no policy at all:
+/// every S3 request of that user is implicitly denied. Returns the server and the user's keys.
+fn moto_with_a_user_denied_s3() -> (AuthorisingMoto, String, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new("moto_server")
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .env("INITIAL_NO_AUTH_ACTION_COUNT", "3")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("moto_server (scripts/test installs it)");
+    let moto = AuthorisingMoto {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "moto did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let script = r#"
+import sys, boto3
+iam = boto3.client("iam", endpoint_url=sys.argv[1], region_name="us-east-1",
+                   aws_access_key_id="recast-test", aws_secret_access_key="recast-test")
+iam.create_user(UserName="denied")
+iam.get_user(UserName="denied")
+key = iam.create_access_key(UserName="denied")["AccessKey"]
+print(key["AccessKeyId"], key["SecretAccessKey"])
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, &moto.url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "IAM set-up failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut parts = text.split_whitespace();
+    let (id, secret) = (parts.next().unwrap(), parts.next().unwrap());
+    (moto, id.to_owned(), secret.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_denies_access_is_named() {
+    let env = launched().await;
+    let (db, store, queue) = (env.db(), env.store(), env.queue());
+    let (moto, id, secret) = moto_with_a_user_denied_s3();
+    let cmd_env = [
+        ("AWS_ENDPOINT_URL", moto.url.as_str()),
+        ("AWS_ACCESS_KEY_ID", id.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", secret.as_str()),
+    ];
+    let (line, _) = refused(&env, &work_args(&db, &store, &queue), &cmd_env);
+    assert!(line.contains("is denied by the store"), "{line}");
+    assert!(line.contains("s3:GetObject"), "{line}");
+}
