@@ -164,11 +164,7 @@ impl Drop for AuthorisingMoto {
 /// Starts it, and makes (in its unchecked first three requests) a user with no policy at all:
 /// every S3 request of that user is implicitly denied. Returns the server and the user's keys.
 fn moto_with_a_user_denied_s3() -> (AuthorisingMoto, String, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let child = std::process::Command::new("moto_server")
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .env("INITIAL_NO_AUTH_ACTION_COUNT", "3")

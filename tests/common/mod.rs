@@ -8,6 +8,15 @@ use std::process::{Command, Output};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_recast");
 
+/// A port on 127.0.0.1 that nothing listens on now (for a server a test starts itself).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// ../shared/photos beside the repository, or RECAST_TEST_PHOTOS.
 pub fn shared_photos() -> PathBuf {
     let dir = std::env::var_os("RECAST_TEST_PHOTOS")

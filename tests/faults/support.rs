@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{assert_success, shared_photos, Env};
+use crate::common::{assert_success, free_port, shared_photos, Env};
 
 /// A throwaway PostgreSQL cluster started with the binaries scripts/services found.
 pub struct Pg {
@@ -28,14 +28,6 @@ fn as_postgres(program: &Path) -> Command {
     } else {
         Command::new(program)
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Pg {
