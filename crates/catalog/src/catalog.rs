@@ -26,7 +26,7 @@ use crate::{
 /// - A run's settings are frozen when it is created; `ensure_run` on an existing run returns the
 ///   stored settings, whatever it is passed.
 #[async_trait]
-pub trait Catalog: crate::RunTail + Send + Sync + Debug {
+pub trait Catalog: crate::RunTail + crate::CatalogImport + Send + Sync + Debug {
     /// Adds couples with their photos and thumbnails, in one transaction.
     async fn add_couples(&self, couples: &[NewCouple]) -> Result<(), CatalogError>;
 
@@ -245,48 +245,4 @@ pub trait Catalog: crate::RunTail + Send + Sync + Debug {
     /// catalog no process has open is one self-contained file, which a read-only reader can then
     /// read without touching anything ([`crate::open_read_only`]). Later calls fail.
     async fn close(&self);
-
-    // Import and export (issue 11). An import writes each unit (inventory file, listing page,
-    // manifest chunk) into the catalog in one transaction with its checkpoint; thumbnails whose
-    // photo is not in the catalog yet are staged, and resolved when every unit is in.
-
-    /// Where the import of `source` stands, or `None` when no import of it is under way.
-    async fn import_checkpoint(
-        &self,
-        source: &str,
-    ) -> Result<Option<crate::ImportCheckpoint>, CatalogError>;
-
-    /// Begins unit number `unit` of `source`: one transaction, committed with its checkpoint
-    /// ([`crate::ImportUnit::commit`]) or rolled back whole.
-    async fn import_unit(
-        &self,
-        source: &str,
-        unit: i64,
-    ) -> Result<Box<dyn crate::ImportUnit>, CatalogError>;
-
-    /// Records that `source`'s units below `checkpoint.units_done` are staged.
-    async fn import_save_checkpoint(
-        &self,
-        source: &str,
-        checkpoint: &crate::ImportCheckpoint,
-    ) -> Result<(), CatalogError>;
-
-    /// Resolves `source`'s staging area (the deferred thumbnails) into the catalog in one
-    /// transaction (idempotent: what exists is not added again; orphan thumbnails are left out and
-    /// listed, the first `orphan_samples` of them), then clears the staging area and the
-    /// checkpoint.
-    async fn import_resolve(
-        &self,
-        source: &str,
-        orphan_samples: u32,
-    ) -> Result<crate::ImportResolved, CatalogError>;
-
-    /// Up to `limit` photos with an internal id above `after`, in id order, with what `run`
-    /// recorded for them (one statement).
-    async fn export_page(
-        &self,
-        run: &Run,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<crate::ExportRow>, CatalogError>;
 }

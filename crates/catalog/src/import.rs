@@ -5,6 +5,8 @@
 
 use serde::Serialize;
 
+use crate::{CatalogError, Run};
+
 /// What an imported object is to its photo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -133,12 +135,71 @@ pub(crate) const EXPORT_PAGE: &str = "SELECT p.id AS photo_id,
      ORDER BY p.id
      LIMIT $3";
 
-/// The import and export methods both backends share, as inherent methods their `Catalog` impls
-/// call (a macro rather than a generic function: the same code against each backend's pool).
+/// Import and export (issue 11): every [`crate::Catalog`] is one (a supertrait, so a
+/// `dyn Catalog` has these methods), implemented once for both backends by
+/// `shared_import_methods!`.
+#[async_trait::async_trait]
+pub trait CatalogImport {
+    // An import writes each unit (inventory file, listing page,
+    // manifest chunk) into the catalog in one transaction with its checkpoint; thumbnails whose
+    // photo is not in the catalog yet are staged, and resolved when every unit is in.
+
+    /// Where the import of `source` stands, or `None` when no import of it is under way.
+    async fn import_checkpoint(
+        &self,
+        source: &str,
+    ) -> Result<Option<crate::ImportCheckpoint>, CatalogError>;
+
+    /// Begins unit number `unit` of `source`: one transaction, committed with its checkpoint
+    /// ([`crate::ImportUnit::commit`]) or rolled back whole.
+    async fn import_unit(
+        &self,
+        source: &str,
+        unit: i64,
+    ) -> Result<Box<dyn crate::ImportUnit>, CatalogError>;
+
+    /// Records that `source`'s units below `checkpoint.units_done` are staged.
+    async fn import_save_checkpoint(
+        &self,
+        source: &str,
+        checkpoint: &crate::ImportCheckpoint,
+    ) -> Result<(), CatalogError>;
+
+    /// Resolves `source`'s staging area (the deferred thumbnails) into the catalog in one
+    /// transaction (idempotent: what exists is not added again; orphan thumbnails are left out and
+    /// listed, the first `orphan_samples` of them), then clears the staging area and the
+    /// checkpoint.
+    async fn import_resolve(
+        &self,
+        source: &str,
+        orphan_samples: u32,
+    ) -> Result<crate::ImportResolved, CatalogError>;
+
+    /// Up to `limit` photos with an internal id above `after`, in id order, with what `run`
+    /// recorded for them (one statement).
+    async fn export_page(
+        &self,
+        run: &Run,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<crate::ExportRow>, CatalogError>;
+}
+
+/// [`CatalogImport`] for a backend with a `pool` field and its unit type (a macro rather than a
+/// generic function: the same code against each backend's pool).
 macro_rules! shared_import_methods {
-    ($catalog:ty) => {
-        impl $catalog {
-            pub(crate) async fn import_checkpoint_shared(
+    ($catalog:ty, $unit:ty) => {
+        #[async_trait::async_trait]
+        impl crate::CatalogImport for $catalog {
+            async fn import_unit(
+                &self,
+                source: &str,
+                unit: i64,
+            ) -> Result<Box<dyn crate::ImportUnit>, CatalogError> {
+                <$unit>::begin(&self.pool, source, unit).await
+            }
+
+            async fn import_checkpoint(
                 &self,
                 source: &str,
             ) -> Result<Option<crate::ImportCheckpoint>, CatalogError> {
@@ -148,7 +209,7 @@ macro_rules! shared_import_methods {
                     .await?)
             }
 
-            pub(crate) async fn import_save_checkpoint_shared(
+            async fn import_save_checkpoint(
                 &self,
                 source: &str,
                 checkpoint: &crate::ImportCheckpoint,
@@ -164,11 +225,9 @@ macro_rules! shared_import_methods {
                 Ok(())
             }
 
-            /// Resolves a source's staged objects into the catalog in one transaction: couples,
-            /// then photos, then the thumbnails of photos that exist; counts and lists the
-            /// orphans; then clears the staging area and the checkpoint. Idempotent: what exists
-            /// is not added again.
-            pub(crate) async fn import_resolve_shared(
+            // Couples, then photos, then the thumbnails of photos that exist; the orphans
+            // counted and listed; then the staging area and the checkpoint cleared.
+            async fn import_resolve(
                 &self,
                 source: &str,
                 orphan_samples: u32,
@@ -221,7 +280,7 @@ macro_rules! shared_import_methods {
                 })
             }
 
-            pub(crate) async fn export_page_shared(
+            async fn export_page(
                 &self,
                 run: &crate::Run,
                 after: i64,

@@ -30,7 +30,9 @@ pub mod conformance_open;
 
 pub use catalog::Catalog;
 pub use error::CatalogError;
-pub use import::{ExportRow, ImportCheckpoint, ImportResolved, ObjectKind, StagedObject};
+pub use import::{
+    CatalogImport, ExportRow, ImportCheckpoint, ImportResolved, ObjectKind, StagedObject,
+};
 pub use import_unit::{BatchAdded, ImportUnit};
 pub use model::{
     Checkpoint, CoupleJob, FleetView, Heartbeat, JobAttempt, Lease, NewCouple, NewPhoto,

@@ -141,7 +141,7 @@ crate::counters::shared_counter_methods!(
     "LOCK TABLE catalog_counters, run_state_counters, run_reason_counters, run_attempt_counters, run_complete_couples IN EXCLUSIVE MODE"
 );
 
-crate::import::shared_import_methods!(PgCatalog);
+crate::import::shared_import_methods!(PgCatalog, crate::import_unit::PgUnit);
 
 #[async_trait]
 impl Catalog for PgCatalog {
@@ -810,46 +810,6 @@ impl Catalog for PgCatalog {
 
     async fn close(&self) {
         self.pool.close().await;
-    }
-
-    async fn import_checkpoint(
-        &self,
-        source: &str,
-    ) -> Result<Option<crate::ImportCheckpoint>, CatalogError> {
-        self.import_checkpoint_shared(source).await
-    }
-
-    async fn import_unit(
-        &self,
-        source: &str,
-        unit: i64,
-    ) -> Result<Box<dyn crate::ImportUnit>, CatalogError> {
-        crate::import_unit::PgUnit::begin(&self.pool, source, unit).await
-    }
-
-    async fn import_save_checkpoint(
-        &self,
-        source: &str,
-        checkpoint: &crate::ImportCheckpoint,
-    ) -> Result<(), CatalogError> {
-        self.import_save_checkpoint_shared(source, checkpoint).await
-    }
-
-    async fn import_resolve(
-        &self,
-        source: &str,
-        orphan_samples: u32,
-    ) -> Result<crate::ImportResolved, CatalogError> {
-        self.import_resolve_shared(source, orphan_samples).await
-    }
-
-    async fn export_page(
-        &self,
-        run: &Run,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<crate::ExportRow>, CatalogError> {
-        self.export_page_shared(run, after, limit).await
     }
 }
 
