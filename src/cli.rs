@@ -100,10 +100,11 @@ impl DbArg {
             .context("failed to open the catalog")
     }
 
-    /// The catalog opened so that nothing can be written to it (for plan, report and verify).
+    /// The catalog opened so that nothing can be written to it (for status, plan, report, verify
+    /// and export): a [`recast_catalog::CatalogRead`], whose methods only read.
     pub async fn open_read_only(
         &self,
-    ) -> anyhow::Result<std::sync::Arc<dyn recast_catalog::Catalog>> {
+    ) -> anyhow::Result<std::sync::Arc<dyn recast_catalog::CatalogRead>> {
         use anyhow::Context;
         recast_catalog::open_read_only(&self.db)
             .await

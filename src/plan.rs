@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use recast_catalog::{Catalog, SamplePhoto};
+use recast_catalog::{CatalogRead, SamplePhoto};
 use recast_codec::Conversion;
 use recast_core::{
     plan, Cost, Fleet, InstancePrice, Plan, PlanBudgets, PlanInput, PriceTable, RunSettings,
@@ -133,7 +133,7 @@ pub struct Setup {
 
 /// Measures the sample and predicts (also used by `demo --plan`).
 pub async fn predict(
-    catalog: &dyn Catalog,
+    catalog: &dyn CatalogRead,
     store: &dyn ObjectStore,
     cpu: &CpuPool,
     setup: Setup,
@@ -205,7 +205,7 @@ pub async fn open_store_for_reading(url: &str) -> anyhow::Result<Arc<dyn ObjectS
 /// Fetches the sampled originals, converts them all at once on the CPU pool (the worker's
 /// conversion, quality guard included) and sums what came out and what it took.
 async fn measure_sample(
-    catalog: &dyn Catalog,
+    catalog: &dyn CatalogRead,
     store: &dyn ObjectStore,
     cpu: &CpuPool,
     settings: &RunSettings,

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use recast_catalog::{Catalog, Run, RunStatus, WorkerSpan};
+use recast_catalog::{CatalogRead, Run, RunStatus, WorkerSpan};
 use recast_core::{Cost, Footprint, OriginalsPolicy, PriceTable};
 use serde::Serialize;
 
@@ -77,7 +77,7 @@ pub fn bucket_for(wall_ms: i64) -> i64 {
 
 /// Loads what the report shows from the catalog.
 pub async fn load(
-    catalog: &dyn Catalog,
+    catalog: &dyn CatalogRead,
     run: &Run,
     bucket_ms: Option<i64>,
 ) -> anyhow::Result<ReportData> {
@@ -149,7 +149,7 @@ pub async fn load(
 /// OverLimit at receives), from the workers' heartbeat samples of the run's fleet. Each sample
 /// holds the answers since the worker's previous one.
 async fn throttle_series(
-    catalog: &dyn Catalog,
+    catalog: &dyn CatalogRead,
     run: &Run,
     bucket_ms: i64,
 ) -> anyhow::Result<Series> {

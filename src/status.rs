@@ -1,23 +1,37 @@
 //! `recast status`: where a run stands, from what the catalog recorded.
 
-use recast_catalog::RunStatus;
+use std::sync::Arc;
+
+use recast_catalog::{CatalogRead, RunStatus};
 use recast_core::PhotoState;
 use serde_json::json;
 
 use crate::cli::StatusArgs;
 
 pub async fn run(a: StatusArgs) -> anyhow::Result<()> {
-    let catalog = a.db.open().await?;
+    // Only `--recount` may write (it repairs counters that drifted); every other form reads a
+    // handle that has no writing method, and never creates or migrates a catalog.
+    let (catalog, repairable): (Arc<dyn CatalogRead>, _) = if a.recount {
+        let catalog = a.db.open().await?;
+        (catalog.clone(), Some(catalog))
+    } else if a.watch {
+        // A read-only SQLite handle opened while no process has the file open reads it as
+        // immutable, and would not see a fleet that starts meanwhile: `--watch` checks that the
+        // catalog exists with that handle, then reads through an ordinary one.
+        a.db.open_read_only().await?.close().await;
+        (a.db.open().await?, None)
+    } else {
+        (a.db.open_read_only().await?, None)
+    };
     if a.watch {
         let watched = crate::watch::watch(catalog.as_ref(), a.run.as_deref(), a.interval).await;
         catalog.close().await;
         return watched;
     }
     let run = catalog.run(a.run.as_deref()).await?;
-    let status = if a.recount {
-        crate::recount::recount(catalog.as_ref(), &run).await?
-    } else {
-        catalog.status(&run).await?
+    let status = match &repairable {
+        Some(writable) => crate::recount::recount(writable.as_ref(), &run).await?,
+        None => catalog.status(&run).await?,
     };
     let workers = catalog.workers(&run.name).await?;
     let budgets = catalog.budgets(&run.name).await?;

@@ -16,7 +16,7 @@ use std::fmt;
 
 use anyhow::Context;
 use futures::StreamExt;
-use recast_catalog::{AuditPhoto, Catalog, Run};
+use recast_catalog::{AuditPhoto, CatalogRead, Run};
 use recast_core::{CoupleId, FailureReason, OriginalsPolicy, PhotoId, PhotoState};
 use recast_store::ObjectStore;
 use serde::Serialize;
@@ -132,7 +132,7 @@ pub async fn run(a: VerifyArgs) -> anyhow::Result<()> {
     }
 }
 
-async fn all_photos(catalog: &dyn Catalog, run: &Run) -> anyhow::Result<Vec<AuditPhoto>> {
+async fn all_photos(catalog: &dyn CatalogRead, run: &Run) -> anyhow::Result<Vec<AuditPhoto>> {
     let mut out: Vec<AuditPhoto> = Vec::new();
     loop {
         let page = catalog
@@ -148,7 +148,7 @@ async fn all_photos(catalog: &dyn Catalog, run: &Run) -> anyhow::Result<Vec<Audi
 }
 
 async fn sampled_photos(
-    catalog: &dyn Catalog,
+    catalog: &dyn CatalogRead,
     run: &Run,
     n: u32,
     seed: u64,

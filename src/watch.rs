@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use recast_catalog::{Catalog, RunStatus};
+use recast_catalog::{CatalogRead, RunStatus};
 use recast_core::PhotoState;
 
 use crate::tables;
@@ -23,7 +23,7 @@ pub struct Previous {
 }
 
 pub async fn watch(
-    catalog: &dyn Catalog,
+    catalog: &dyn CatalogRead,
     run: Option<&str>,
     interval: Duration,
 ) -> anyhow::Result<()> {

@@ -5,17 +5,16 @@ use async_trait::async_trait;
 use std::time::Duration;
 
 use recast_core::{
-    BudgetOverrides, Budgets, CatalogTotals, CoupleId, JobPhoto, PhotoId, PhotoState, RunSettings,
-    Tally,
+    BudgetOverrides, Budgets, CoupleId, JobPhoto, PhotoId, PhotoState, RunSettings, Tally,
 };
 
 use crate::{
-    AttemptBucket, AuditPhoto, CatalogError, Checkpoint, CoupleJob, FleetView, Heartbeat,
-    JobAttempt, Lease, NewCouple, ProgressBucket, ProgressRow, ProgressUpdate, Run, RunStatus,
-    SamplePhoto, SweepItem, WorkerInfo, WorkerSample, WorkerSpan,
+    CatalogError, CoupleJob, FleetView, Heartbeat, JobAttempt, Lease, NewCouple, ProgressRow,
+    ProgressUpdate, Run, SweepItem,
 };
 
-/// The catalog and the progress ledger.
+/// The catalog and the progress ledger: the writing roles (the job ledger, sweeps, the fleet
+/// registry, the import), over [`crate::CatalogRead`]'s reads.
 ///
 /// Contract, the same for every backend:
 /// - Every method that takes a [`Tally`] adds to it the SQL statements it executed, so that the
@@ -26,7 +25,9 @@ use crate::{
 /// - A run's settings are frozen when it is created; `ensure_run` on an existing run returns the
 ///   stored settings, whatever it is passed.
 #[async_trait]
-pub trait Catalog: crate::RunTail + crate::CatalogImport + Send + Sync + Debug {
+pub trait Catalog:
+    crate::CatalogRead + crate::RunTail + crate::CatalogImport + Send + Sync + Debug
+{
     /// Adds couples with their photos and thumbnails, in one transaction.
     async fn add_couples(&self, couples: &[NewCouple]) -> Result<(), CatalogError>;
 
@@ -39,11 +40,6 @@ pub trait Catalog: crate::RunTail + crate::CatalogImport + Send + Sync + Debug {
         name: &str,
         settings: &RunSettings,
     ) -> Result<(Run, bool), CatalogError>;
-
-    /// The run of that name, or the most recent run when `name` is `None`.
-    async fn run(&self, name: Option<&str>) -> Result<Run, CatalogError>;
-
-    async fn checkpoint(&self, run: &Run) -> Result<Checkpoint, CatalogError>;
 
     /// Records that every couple up to `last` is enqueued (`added` more than before).
     async fn save_checkpoint(
@@ -125,20 +121,9 @@ pub trait Catalog: crate::RunTail + crate::CatalogImport + Send + Sync + Debug {
     async fn record_attempt(&self, attempt: &JobAttempt, tally: &Tally)
         -> Result<(), CatalogError>;
 
-    /// Totals of a run for `status` and `demo`, read from counters the writes keep (a few rows,
-    /// whatever the catalog's size): equal to [`Catalog::recount`] unless the counters drifted.
-    async fn status(&self, run: &Run) -> Result<RunStatus, CatalogError>;
-
-    /// The same totals as [`Catalog::status`] by a full scan of photos, thumbnails, progress and
-    /// attempts: the reference the counters are checked against (`status --recount`).
-    async fn recount(&self, run: &Run) -> Result<RunStatus, CatalogError>;
-
     /// Rewrites the catalog's counters and the run's from a full scan, in one transaction that
     /// holds concurrent writers until it ends (their counts then add on top of the scan's).
     async fn repair_counters(&self, run: &Run) -> Result<(), CatalogError>;
-
-    /// Every progress row of the run, for audits and tests (not for the hot path).
-    async fn all_progress(&self, run: &Run) -> Result<Vec<ProgressRow>, CatalogError>;
 
     /// Stores the budgets given for the run (the others stay as they were) and returns the run's
     /// budgets.
@@ -147,9 +132,6 @@ pub trait Catalog: crate::RunTail + crate::CatalogImport + Send + Sync + Debug {
         run_name: &str,
         budgets: &BudgetOverrides,
     ) -> Result<Budgets, CatalogError>;
-
-    /// The run's budgets: those stored, the defaults for the others.
-    async fn budgets(&self, run_name: &str) -> Result<Budgets, CatalogError>;
 
     /// Registers the worker or renews its heartbeat, stores its sample, and returns the live
     /// workers of the run (itself included) and the run's budgets.
@@ -166,12 +148,6 @@ pub trait Catalog: crate::RunTail + crate::CatalogImport + Send + Sync + Debug {
         reason: &str,
         tally: &Tally,
     ) -> Result<(), CatalogError>;
-
-    /// Every worker ever registered for the run, by name.
-    async fn workers(&self, run_name: &str) -> Result<Vec<WorkerInfo>, CatalogError>;
-
-    /// The run's worker samples, oldest first.
-    async fn samples(&self, run_name: &str) -> Result<Vec<WorkerSample>, CatalogError>;
 
     /// Takes (or renews) the lease of `owner` on a couple of the run until `lease` from now. A
     /// lease held by another worker is taken over only once it has ended or its owner is gone
@@ -194,55 +170,4 @@ pub trait Catalog: crate::RunTail + crate::CatalogImport + Send + Sync + Debug {
         owner: &str,
         tally: &Tally,
     ) -> Result<(), CatalogError>;
-
-    // Operators' reports (`plan`, `report`, `verify`): reads only, not on the hot path, so they
-    // take no tally. They work on a catalog opened read-only ([`crate::open_read_only`]).
-
-    /// What the catalog holds, whatever any run did: `plan` predicts a run over all of it. Read
-    /// from counters (a few rows).
-    async fn totals(&self) -> Result<CatalogTotals, CatalogError>;
-
-    /// The same totals as [`Catalog::totals`] by a full scan.
-    async fn recount_totals(&self) -> Result<CatalogTotals, CatalogError>;
-
-    /// Up to `n` distinct photos picked at random, the same ones for the same `seed`: points drawn
-    /// uniformly over the photo ids, each taking the first photo at or after it (one indexed
-    /// statement per point), so a photo after a gap in the ids is a little more likely. Fewer
-    /// than `n` photos only when the catalog holds fewer.
-    async fn sample_photos(&self, n: u32, seed: u64) -> Result<Vec<SamplePhoto>, CatalogError>;
-
-    /// The run's job attempts summed by the bucket of `bucket_ms` their finish falls in, in time
-    /// order (buckets without attempts are absent).
-    async fn attempt_series(
-        &self,
-        run: &Run,
-        bucket_ms: i64,
-    ) -> Result<Vec<AttemptBucket>, CatalogError>;
-
-    /// The run's photos by bucket of `bucket_ms`: first recorded (by `created_at`) and done (by
-    /// the `updated_at` of the move to done), in time order.
-    async fn progress_series(
-        &self,
-        run: &Run,
-        bucket_ms: i64,
-    ) -> Result<Vec<ProgressBucket>, CatalogError>;
-
-    /// Each worker's first start and last finish among the run's attempts (the producer's
-    /// excluded), by worker name.
-    async fn worker_spans(&self, run: &Run) -> Result<Vec<WorkerSpan>, CatalogError>;
-
-    /// Up to `limit` photos of the catalog with an id above `after`, in id order, with their keys
-    /// and what the run recorded for them (one statement).
-    async fn audit_photos(
-        &self,
-        run: &Run,
-        after: Option<PhotoId>,
-        limit: u32,
-    ) -> Result<Vec<AuditPhoto>, CatalogError>;
-
-    /// Closes the connections and waits for them. On SQLite the last connection to close
-    /// checkpoints the WAL into the main file and removes the `-wal` and `-shm` files, so that a
-    /// catalog no process has open is one self-contained file, which a read-only reader can then
-    /// read without touching anything ([`crate::open_read_only`]). Later calls fail.
-    async fn close(&self);
 }

@@ -297,7 +297,7 @@ macro_rules! shared_counter_methods {
             pub(crate) async fn counted_status(
                 &self,
                 run: &Run,
-            ) -> Result<RunStatus, CatalogError> {
+            ) -> Result<crate::RunStatus, CatalogError> {
                 let rows: Vec<crate::counters::StatusRow> = sqlx::query_as(crate::counters::STATUS)
                     .bind(run.id.0)
                     .fetch_all(&self.pool)

@@ -8,7 +8,10 @@ use futures::future::join_all;
 use recast_core::{CoupleId, PhotoId, RunSettings, Tally, TallySnapshot};
 use sqlx::{Connection, PgConnection};
 
-use crate::{Catalog, JobAttempt, NewCouple, NewPhoto, PgCatalog, ProgressUpdate, Run, WebpRecord};
+use crate::{
+    Catalog, CatalogRead, JobAttempt, NewCouple, NewPhoto, PgCatalog, ProgressUpdate, Run,
+    WebpRecord,
+};
 
 /// Couples 1..=n with two photos each (ids 2c-1 and 2c), no thumbnails.
 fn couples(n: i64) -> Vec<NewCouple> {

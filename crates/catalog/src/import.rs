@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::{CatalogError, Run};
+use crate::CatalogError;
 
 /// What an imported object is to its photo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -135,7 +135,7 @@ pub(crate) const EXPORT_PAGE: &str = "SELECT p.id AS photo_id,
      ORDER BY p.id
      LIMIT $3";
 
-/// Import and export (issue 11): every [`crate::Catalog`] is one (a supertrait, so a
+/// Import (issue 11): every [`crate::Catalog`] is one (a supertrait, so a
 /// `dyn Catalog` has these methods), implemented once for both backends by
 /// `shared_import_methods!`.
 #[async_trait::async_trait]
@@ -174,15 +174,6 @@ pub trait CatalogImport {
         source: &str,
         orphan_samples: u32,
     ) -> Result<crate::ImportResolved, CatalogError>;
-
-    /// Up to `limit` photos with an internal id above `after`, in id order, with what `run`
-    /// recorded for them (one statement).
-    async fn export_page(
-        &self,
-        run: &Run,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<crate::ExportRow>, CatalogError>;
 }
 
 /// [`CatalogImport`] for a backend with a `pool` field and its unit type (a macro rather than a
@@ -278,20 +269,6 @@ macro_rules! shared_import_methods {
                     orphans: orphans.max(0) as u64,
                     orphan_keys,
                 })
-            }
-
-            async fn export_page(
-                &self,
-                run: &crate::Run,
-                after: i64,
-                limit: u32,
-            ) -> Result<Vec<crate::ExportRow>, CatalogError> {
-                Ok(sqlx::query_as(crate::import::EXPORT_PAGE)
-                    .bind(run.id.0)
-                    .bind(after)
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
-                    .await?)
             }
         }
     };

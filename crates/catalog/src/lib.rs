@@ -13,9 +13,12 @@ mod import;
 mod import_unit;
 mod model;
 mod postgres;
+mod read;
 mod reporting;
 mod rows;
 mod schema;
+mod sql_read;
+mod sql_write;
 mod sqlite;
 mod status;
 mod tail;
@@ -40,6 +43,7 @@ pub use model::{
     WorkerSample,
 };
 pub use postgres::PgCatalog;
+pub use read::CatalogRead;
 pub use reporting::{AttemptBucket, AuditPhoto, ProgressBucket, SamplePhoto, WorkerSpan};
 pub use sqlite::SqliteCatalog;
 pub use status::{RunStatus, StateTotals};
@@ -71,8 +75,9 @@ pub async fn open_with(url: &str, pool_size: u32) -> Result<Arc<dyn Catalog>, Ca
 
 /// Opens an existing catalog for reading only: no file or table is created, no migration runs and
 /// every write fails (SQLite `mode=ro`; PostgreSQL sessions with `default_transaction_read_only`).
-/// For `plan`, `report` and `verify`, which must change nothing. The schema must be up to date.
-pub async fn open_read_only(url: &str) -> Result<Arc<dyn Catalog>, CatalogError> {
+/// For `status`, `plan`, `report`, `verify` and `export`, which must change nothing: the handle
+/// is a [`CatalogRead`], so a writing method cannot even be called. The schema must be up to date.
+pub async fn open_read_only(url: &str) -> Result<Arc<dyn CatalogRead>, CatalogError> {
     if url.starts_with("sqlite:") {
         return Ok(Arc::new(SqliteCatalog::open_read_only(url).await?));
     }

@@ -149,7 +149,7 @@ macro_rules! tail_methods {
                 after: Option<CoupleId>,
                 limit: u32,
                 tally: &Tally,
-            ) -> Result<Vec<CoupleJob>, CatalogError> {
+            ) -> Result<Vec<crate::CoupleJob>, CatalogError> {
                 tally.db(1);
                 let rows: Vec<crate::rows::JobRow> =
                     sqlx::query_as(crate::tail::UNFINISHED_COUPLES)

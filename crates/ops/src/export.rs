@@ -10,7 +10,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 use flate2::write::GzEncoder;
-use recast_catalog::{Catalog, CatalogError, ExportRow};
+use recast_catalog::{CatalogError, CatalogRead, ExportRow};
 use serde::Serialize;
 
 /// Photos read per statement.
@@ -157,7 +157,7 @@ impl Sink {
 /// Exports to `out`: a file path, or `s3://BUCKET/KEY` (written to a temporary file first, then
 /// put as one object; its body is held in memory for the PUT).
 pub async fn export(
-    catalog: &dyn Catalog,
+    catalog: &dyn CatalogRead,
     out: &str,
     options: &ExportOptions,
 ) -> Result<ExportSummary, ExportError> {

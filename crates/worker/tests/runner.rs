@@ -1,6 +1,7 @@
 //! The job runner against the real embedded backends: a SQLite catalog and queue and a local
 //! folder store in a temporary directory, with real JPEGs.
 
+use recast_catalog::CatalogRead;
 use std::sync::Arc;
 use std::time::Duration;
 
