@@ -182,7 +182,22 @@ fn flags_read_from_the_environment_and_bad_input_is_a_clear_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("does not exist"), "{err}");
+    assert!(
+        err.contains("no recast schema") || err.contains("no catalog file"),
+        "{err}"
+    );
+
+    // A mistyped catalog path is named, and nothing is created or migrated at it: status reads
+    // through a handle that has no writing method.
+    let typo = env.path("catlog.db");
+    let url = format!("sqlite://{}", typo.display());
+    for args in [vec!["status", "--db", &url], vec!["status", "--db", &url, "--watch"]] {
+        let out = env.recast(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("no catalog file"), "{args:?}: {err}");
+        assert!(!typo.exists(), "{args:?} created {}", typo.display());
+    }
 
     let out = env
         .recast(&["launch", "--db", &env.db(), "--queue", "carrier-pigeon://x"])
