@@ -191,7 +191,10 @@ fn flags_read_from_the_environment_and_bad_input_is_a_clear_error() {
     // through a handle that has no writing method.
     let typo = env.path("catlog.db");
     let url = format!("sqlite://{}", typo.display());
-    for args in [vec!["status", "--db", &url], vec!["status", "--db", &url, "--watch"]] {
+    for args in [
+        vec!["status", "--db", &url],
+        vec!["status", "--db", &url, "--watch"],
+    ] {
         let out = env.recast(&args).output().unwrap();
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);

@@ -27,6 +27,8 @@ mod tail;
 pub mod conformance;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance_counters;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance_fleet;
 pub mod conformance_import;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance_open;
