@@ -17,11 +17,17 @@ pub enum StoreError {
     Throttled { key: String },
     #[error("bad store URL {url:?}: {reason}")]
     BadUrl { url: String, reason: String },
+    /// Any other refusal or failure of the store. `code` is the store's error code when it gave
+    /// one (S3's `InternalError`, `BadDigest`...), `message` its one-line summary, and `source`
+    /// the error as the client library raised it, kept for whoever needs more than the summary.
     #[error("store request for {key:?} failed: {message}")]
     Backend {
         key: String,
+        code: Option<String>,
         message: String,
         transient: bool,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The store refused the request for lack of permission (S3 `AccessDenied`, HTTP 403):
     /// permanent until the operator changes a policy.

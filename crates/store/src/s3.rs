@@ -140,18 +140,26 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>
                 SdkError::ServiceError(_) => status.is_some_and(|s| s >= 500),
                 _ => false,
             };
+            let message = match (&code, err.message(), status) {
+                (Some(c), Some(m), _) => format!("{c}: {m}"),
+                (Some(c), None, _) => c.clone(),
+                (None, _, Some(s)) => format!("HTTP {s}"),
+                (None, _, None) => format!("{}", aws_sdk_s3::error::DisplayErrorContext(&err)),
+            };
             StoreError::Backend {
                 key: key.to_owned(),
-                message: format!("{}", aws_sdk_s3::error::DisplayErrorContext(&err)),
+                code,
+                message,
                 transient,
+                source: Box::new(err),
             }
         }
     }
 }
 
 fn is_checksum_refusal(err: &StoreError) -> bool {
-    matches!(err, StoreError::Backend { message, .. }
-        if ["BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch", "InvalidChecksum"].iter().any(|c| message.contains(c)))
+    matches!(err, StoreError::Backend { code: Some(code), .. }
+        if ["BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch", "InvalidChecksum"].contains(&code.as_str()))
 }
 
 #[async_trait]
@@ -177,11 +185,13 @@ impl ObjectStore for S3Store {
             if attempt >= GET_BODY_ATTEMPTS {
                 return Err(StoreError::Backend {
                     key: key.to_owned(),
+                    code: None,
                     message: format!(
                         "reading the body failed {attempt} times, the last by {fault}: {}",
                         aws_sdk_s3::error::DisplayErrorContext(&err)
                     ),
                     transient: true,
+                    source: Box::new(err),
                 });
             }
             let wait = body_backoff(attempt);
@@ -295,15 +305,20 @@ impl ObjectStore for S3Store {
                     source: format!("AccessDenied: {}", e.message().unwrap_or("access denied"))
                         .into(),
                 },
-                code => StoreError::Backend {
-                    key: key.clone(),
-                    message: format!(
+                code => {
+                    let message = format!(
                         "{}: {}",
                         code.unwrap_or("error"),
                         e.message().unwrap_or_default()
-                    ),
-                    transient: true,
-                },
+                    );
+                    StoreError::Backend {
+                        key: key.clone(),
+                        code: code.map(str::to_owned),
+                        message: message.clone(),
+                        transient: true,
+                        source: message.into(),
+                    }
+                }
             };
             failed.insert(key.clone());
             outcome.failed.push((key, err));
@@ -408,6 +423,28 @@ fn crc32c_header(crc: u32) -> String {
 
 #[cfg(test)]
 mod tests {
+    use crate::StoreError;
+
+    #[test]
+    fn a_checksum_refusal_is_told_by_its_code_and_the_source_is_kept() {
+        let backend = |code: Option<&str>, message: &str| StoreError::Backend {
+            key: "k".into(),
+            code: code.map(str::to_owned),
+            message: message.into(),
+            transient: false,
+            source: std::io::Error::other("the client's own error").into(),
+        };
+        assert!(super::is_checksum_refusal(&backend(Some("BadDigest"), "x")));
+        assert!(!super::is_checksum_refusal(&backend(
+            Some("InternalError"),
+            "BadDigest mentioned in passing"
+        )));
+        assert!(!super::is_checksum_refusal(&backend(None, "BadDigest")));
+        let err = backend(Some("InternalError"), "InternalError: try again");
+        let source = std::error::Error::source(&err).expect("the source is kept");
+        assert_eq!(source.to_string(), "the client's own error");
+    }
+
     #[test]
     fn checksum_header_is_base64_of_the_big_endian_crc() {
         // crc32c("123456789") = 0xE3069283, the standard check value.
