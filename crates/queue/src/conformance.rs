@@ -17,17 +17,37 @@ fn msg(id: &str) -> OutgoingMessage {
     }
 }
 
-pub async fn run_all(q: &dyn JobQueue, max_receives: u32) {
-    send_receive_delete(q).await;
-    send_many_sends_every_message(q).await;
-    batch_limits(q).await;
-    visibility_timeout_redelivers_with_count(q).await;
-    change_visibility_releases_and_extends(q).await;
-    stale_receipts_are_refused(q).await;
-    dead_letter_after_max_receives(q, max_receives).await;
-    explicit_dead_letter(q).await;
-    long_poll_waits(q).await;
+/// The dead-letter threshold the queues under test are made with.
+pub const MAX_RECEIVES: u32 = 3;
+
+/// Every case as its own test, in a backend's test module: `$open` is an expression (awaited
+/// inside each test) giving `(guard, queue)`, a fresh queue of [`MAX_RECEIVES`] and whatever must
+/// live as long as it. One test per case, so that the first failure does not hide the rest.
+macro_rules! queue_cases {
+    ($open:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let (_guard, q) = $open;
+                crate::conformance::$case(&q).await;
+            }
+        )*
+    };
+    ($open:expr) => {
+        crate::conformance::queue_cases!($open;
+            send_receive_delete,
+            send_many_sends_every_message,
+            batch_limits,
+            visibility_timeout_redelivers_with_count,
+            change_visibility_releases_and_extends,
+            stale_receipts_are_refused,
+            dead_letter_after_max_receives,
+            explicit_dead_letter,
+            long_poll_waits,
+        );
+    };
 }
+pub(crate) use queue_cases;
 
 async fn receive_all(q: &dyn JobQueue, vis: Duration) -> Vec<ReceivedMessage> {
     let mut out = Vec::new();
@@ -183,7 +203,8 @@ pub async fn stale_receipts_are_refused(q: &dyn JobQueue) {
     assert!(q.stats().await.unwrap().is_drained());
 }
 
-pub async fn dead_letter_after_max_receives(q: &dyn JobQueue, max_receives: u32) {
+pub async fn dead_letter_after_max_receives(q: &dyn JobQueue) {
+    let max_receives = MAX_RECEIVES;
     let dead_before = q.stats().await.unwrap().dead;
     q.send_batch(&[msg("poison")]).await.unwrap();
     for n in 1..=max_receives {

@@ -435,11 +435,18 @@ mod tests {
         SqliteQueue::open(&url).await.unwrap()
     }
 
-    #[tokio::test]
-    async fn sqlite_queue_passes_the_conformance_suite() {
-        let dir = tempfile::tempdir().unwrap();
-        let q = queue(&dir, "?max_receives=3").await;
-        crate::conformance::run_all(&q, 3).await;
+    mod conformance {
+        use super::*;
+
+        crate::conformance::queue_cases!({
+            let dir = tempfile::tempdir().unwrap();
+            let q = queue(
+                &dir,
+                &format!("?max_receives={}", crate::conformance::MAX_RECEIVES),
+            )
+            .await;
+            (dir, q)
+        });
     }
 
     #[tokio::test]

@@ -442,10 +442,10 @@ mod server_tests {
         SqsQueue::open(&url).await.unwrap()
     }
 
-    #[tokio::test]
-    async fn sqs_queue_passes_the_conformance_suite() {
-        let q = fresh_queue(3).await;
-        crate::conformance::run_all(&q, 3).await;
+    mod conformance {
+        use super::*;
+
+        crate::conformance::queue_cases!(((), fresh_queue(crate::conformance::MAX_RECEIVES).await));
     }
 
     #[tokio::test]
