@@ -243,18 +243,8 @@ pub struct FleetArgs {
     /// The run whose fleet this worker joins (its registry and budgets).
     #[arg(long = "run", env = "RECAST_RUN", default_value = "main")]
     pub run: String,
-    /// Fleet-wide S3 objects deleted per minute (stored in the run; default 5,000,000).
-    #[arg(long, env = "RECAST_S3_DELETES_PER_MIN")]
-    pub s3_deletes_per_min: Option<u64>,
-    /// Fleet-wide S3 PUT requests per second (stored in the run; default 3,000).
-    #[arg(long, env = "RECAST_S3_PUTS_PER_SEC")]
-    pub s3_puts_per_sec: Option<u64>,
-    /// Fleet-wide S3 GET requests per second (stored in the run; default 5,000).
-    #[arg(long, env = "RECAST_S3_GETS_PER_SEC")]
-    pub s3_gets_per_sec: Option<u64>,
-    /// Fleet-wide queue messages in flight (stored in the run; default 100,000; SQS caps 120,000).
-    #[arg(long, env = "RECAST_MAX_IN_FLIGHT")]
-    pub max_in_flight: Option<u64>,
+    #[command(flatten)]
+    pub budgets: BudgetArgs,
     /// Heartbeat period in the fleet registry; a worker silent for three counts as gone.
     #[arg(long, env = "RECAST_HEARTBEAT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub heartbeat: Duration,
@@ -279,6 +269,37 @@ pub struct FleetArgs {
     pub spot_poll: Duration,
 }
 
+/// The fleet's four budgets, one flag group for `work` (which stores the given ones in the run)
+/// and `plan` (which plans with them). A budget not given is the run's stored one, else the
+/// default of `recast_core::Budgets` (the figures in the help).
+#[derive(Debug, Args, Clone, Default)]
+pub struct BudgetArgs {
+    /// Fleet-wide S3 objects deleted per minute per bucket (default: the run's, else 5,000,000).
+    #[arg(long, env = "RECAST_S3_DELETES_PER_MIN")]
+    pub s3_deletes_per_min: Option<u64>,
+    /// Fleet-wide S3 PUT requests per second per prefix (default: the run's, else 3,000).
+    #[arg(long, env = "RECAST_S3_PUTS_PER_SEC")]
+    pub s3_puts_per_sec: Option<u64>,
+    /// Fleet-wide S3 GET requests per second per prefix (default: the run's, else 5,000).
+    #[arg(long, env = "RECAST_S3_GETS_PER_SEC")]
+    pub s3_gets_per_sec: Option<u64>,
+    /// Fleet-wide queue messages in flight (default: the run's, else 100,000; SQS caps 120,000).
+    #[arg(long, env = "RECAST_MAX_IN_FLIGHT")]
+    pub max_in_flight: Option<u64>,
+}
+
+impl BudgetArgs {
+    /// The budgets given on the command line, the others left to the run's.
+    pub fn overrides(&self) -> recast_core::BudgetOverrides {
+        recast_core::BudgetOverrides {
+            s3_deletes_per_min: self.s3_deletes_per_min,
+            s3_puts_per_sec: self.s3_puts_per_sec,
+            s3_gets_per_sec: self.s3_gets_per_sec,
+            max_in_flight: self.max_in_flight,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum SpotWatch {
     Auto,
@@ -293,10 +314,10 @@ pub struct WorkTuning {
     #[arg(long, env = "RECAST_CONCURRENCY")]
     pub concurrency: Option<usize>,
     /// Photos of one couple converted at once.
-    #[arg(long, env = "RECAST_PHOTO_PARALLELISM", default_value_t = 4)]
+    #[arg(long, env = "RECAST_PHOTO_PARALLELISM", default_value_t = recast_worker::DEFAULT_PHOTO_PARALLELISM)]
     pub photo_parallelism: usize,
     /// Photos per progress record (one database statement each).
-    #[arg(long, env = "RECAST_RECORD_BATCH", default_value_t = 32)]
+    #[arg(long, env = "RECAST_RECORD_BATCH", default_value_t = recast_worker::DEFAULT_RECORD_BATCH)]
     pub record_batch: usize,
     /// Visibility timeout of a received job; running jobs extend it every half of it.
     #[arg(long, env = "RECAST_VISIBILITY_TIMEOUT", default_value = "2m", value_parser = humantime::parse_duration)]
@@ -364,11 +385,12 @@ pub struct PlanArgs {
     /// JSON price file laid over the default prices (see docs/report.md).
     #[arg(long, env = "RECAST_PRICES")]
     pub prices: Option<PathBuf>,
-    /// Couples in hand per worker (messages in flight).
-    #[arg(long, default_value_t = 16)]
+    /// Couples in hand per worker (messages in flight), as the workers will be given
+    /// (--concurrency).
+    #[arg(long, default_value_t = recast_worker::DEFAULT_CONCURRENCY as u32)]
     pub concurrency: u32,
     /// Photos per progress record, as the workers will be given (--record-batch).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = recast_worker::DEFAULT_RECORD_BATCH as u32)]
     pub record_batch: u32,
     /// Database statements per second the catalog sustains (an assumption; see docs/report.md).
     #[arg(long, default_value_t = recast_core::DEFAULT_DB_STATEMENTS_PER_SECOND)]
@@ -376,18 +398,8 @@ pub struct PlanArgs {
     /// The run whose stored fleet budgets are the default of the four budget flags.
     #[arg(long = "run", env = "RECAST_RUN", default_value = "main")]
     pub run: String,
-    /// Budget: S3 objects deleted per minute per bucket (default: the run's, else 5,000,000).
-    #[arg(long)]
-    pub s3_deletes_per_min: Option<u64>,
-    /// Budget: S3 PUT requests per second per prefix (default: the run's, else 3,000).
-    #[arg(long)]
-    pub s3_puts_per_sec: Option<u64>,
-    /// Budget: S3 GET requests per second per prefix (default: the run's, else 5,000).
-    #[arg(long)]
-    pub s3_gets_per_sec: Option<u64>,
-    /// Budget: queue messages in flight (default: the run's, else 100,000).
-    #[arg(long)]
-    pub max_in_flight: Option<u64>,
+    #[command(flatten)]
+    pub budgets: BudgetArgs,
     #[command(flatten)]
     pub settings: RunSettingsArgs,
     /// Print JSON instead of tables.

@@ -69,10 +69,13 @@ pub async fn run(a: PlanArgs) -> anyhow::Result<()> {
     // this command's flags over them.
     let stored = catalog.budgets(&a.run).await?;
     let budgets = PlanBudgets {
-        s3_deletes_per_minute: a.s3_deletes_per_min.unwrap_or(stored.s3_deletes_per_min) as f64,
-        s3_puts_per_second: a.s3_puts_per_sec.unwrap_or(stored.s3_puts_per_sec) as f64,
-        s3_gets_per_second: a.s3_gets_per_sec.unwrap_or(stored.s3_gets_per_sec) as f64,
-        sqs_in_flight: a.max_in_flight.unwrap_or(stored.max_in_flight) as f64,
+        s3_deletes_per_minute: a
+            .budgets
+            .s3_deletes_per_min
+            .unwrap_or(stored.s3_deletes_per_min) as f64,
+        s3_puts_per_second: a.budgets.s3_puts_per_sec.unwrap_or(stored.s3_puts_per_sec) as f64,
+        s3_gets_per_second: a.budgets.s3_gets_per_sec.unwrap_or(stored.s3_gets_per_sec) as f64,
+        sqs_in_flight: a.budgets.max_in_flight.unwrap_or(stored.max_in_flight) as f64,
         db_statements_per_second: a.db_statements_per_sec,
     };
     let machine = match machine_cores {

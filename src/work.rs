@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use recast_core::BudgetOverrides;
 use recast_worker::{CpuPool, FleetSettings, Progress, Worker, WorkerConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -30,12 +29,7 @@ pub fn worker_config(
         fleet: FleetSettings {
             run_name: f.run.clone(),
             heartbeat: f.heartbeat,
-            budgets: BudgetOverrides {
-                s3_deletes_per_min: f.s3_deletes_per_min,
-                s3_puts_per_sec: f.s3_puts_per_sec,
-                s3_gets_per_sec: f.s3_gets_per_sec,
-                max_in_flight: f.max_in_flight,
-            },
+            budgets: f.budgets.overrides(),
             db_latency_target: f.db_latency_target,
         },
         max_job_duration: f.max_job_duration,

@@ -68,13 +68,21 @@ pub struct WorkerConfig {
     pub drain_deadline: Duration,
 }
 
+/// Couples in hand at once by default (the CPU pool, one thread per core, bounds the
+/// conversions running at once).
+pub const DEFAULT_CONCURRENCY: usize = 16;
+/// Photos of one couple converted at once by default.
+pub const DEFAULT_PHOTO_PARALLELISM: usize = 4;
+/// Photos per progress record (one database statement each) by default.
+pub const DEFAULT_RECORD_BATCH: usize = 32;
+
 impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
             name: format!("worker-{}", std::process::id()),
-            concurrency: 16,
-            photo_parallelism: 4,
-            record_batch: 32,
+            concurrency: DEFAULT_CONCURRENCY,
+            photo_parallelism: DEFAULT_PHOTO_PARALLELISM,
+            record_batch: DEFAULT_RECORD_BATCH,
             visibility: Duration::from_secs(120),
             poll_wait: Duration::from_secs(20),
             exit_when_idle: false,
