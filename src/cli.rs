@@ -569,7 +569,10 @@ pub fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::from(exit::OK),
-        Err(e) if e.downcast_ref::<crate::verify::ViolationsFound>().is_some() => {
+        Err(e)
+            if e.downcast_ref::<recast_ops::verify::ViolationsFound>()
+                .is_some() =>
+        {
             eprintln!("recast: {e}");
             ExitCode::from(exit::VIOLATIONS)
         }
