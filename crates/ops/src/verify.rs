@@ -191,13 +191,16 @@ pub async fn audit(
     Ok(audit)
 }
 
-/// One photo's checks: its violations, whether a WebP was checked and whether it was decoded.
+/// One photo's violations, whether a WebP was checked and whether it was decoded.
+type Checked = (Vec<Violation>, bool, bool);
+
+/// One photo's checks.
 async fn check(
     p: &AuditPhoto,
     policy: OriginalsPolicy,
     store: &dyn ObjectStore,
     decode: bool,
-) -> Result<(Vec<Violation>, bool, bool), VerifyError> {
+) -> Result<Checked, VerifyError> {
     let mut out = Vec::new();
     let violation = |kind, key: &str, detail: String| Violation {
         photo: p.photo,
