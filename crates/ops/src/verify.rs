@@ -167,11 +167,10 @@ pub async fn audit(
         let decode = with_webp.contains(&p.photo);
         async move { check(p, policy, store, decode).await }
     });
-    let results: Vec<Result<(Vec<Violation>, bool, bool), VerifyError>> =
-        futures::stream::iter(checks)
-            .buffer_unordered(parallelism.max(1))
-            .collect()
-            .await;
+    let results: Vec<Result<Checked, VerifyError>> = futures::stream::iter(checks)
+        .buffer_unordered(parallelism.max(1))
+        .collect()
+        .await;
     let mut audit = Audit {
         run: run.name.clone(),
         originals: policy,
