@@ -1,8 +1,10 @@
-//! Library cores of the operator verbs: [`verify`] (a run audited against the store), and those
+//! Library cores of the operator verbs: [`launch`] (a run's messages, checkpointed), [`verify`]
+//! (a run audited against the store), and those
 //! that move a store's description in and out of the catalog: [`import`] (an S3 Inventory report, a live listing or the app's own manifest, through
 //! key patterns, into the catalog) and [`export`] (the completion report of a run, one row per
 //! photo). No command-line types here: the binary parses arguments and calls these.
 
 pub mod export;
 pub mod import;
+pub mod launch;
 pub mod verify;

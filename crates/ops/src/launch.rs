@@ -1,0 +1,187 @@
+//! `launch`'s core: create or resume a run and enqueue one message per couple, checkpointed, and
+//! `--requeue`'s: send again what the run has not finished. No command-line types here.
+
+use recast_catalog::{Catalog, CatalogError, CoupleJob, JobAttempt, Run};
+use recast_core::{JobMessage, RunSettings, Tally, JOB_MESSAGE_VERSION};
+use recast_queue::{JobQueue, OutgoingMessage, QueueError};
+
+/// Couples read from the catalog per statement, sent together, and checkpointed once.
+const PAGE: u32 = 1000;
+/// A message whose photo list would make it larger than this carries only the couple id, and the
+/// worker reads the photos from the catalog: ten of them stay under SQS's 256 KiB batch payload.
+const MAX_INLINE_BODY: usize = 24 * 1024;
+/// Tries of one send batch whose entries failed, before launch gives up (it can be re-run).
+const SEND_TRIES: u32 = 5;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LaunchReport {
+    pub created: bool,
+    pub enqueued_now: u64,
+    pub enqueued_total: u64,
+}
+
+/// Why a launch stopped. Whatever was checkpointed stays: re-running the launch resumes it.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("failed to send jobs: {0}")]
+    Queue(#[source] QueueError),
+    #[error("{0} messages could not be sent after {SEND_TRIES} tries; re-run launch to resume")]
+    Unsent(usize),
+}
+
+fn message(run: &Run, job: &CoupleJob) -> OutgoingMessage {
+    let mut msg = JobMessage {
+        v: JOB_MESSAGE_VERSION,
+        run: run.name.clone(),
+        couple: job.couple,
+        photos: Some(job.photos.clone()),
+    };
+    let mut body = msg.to_body();
+    if body.len() > MAX_INLINE_BODY {
+        msg.photos = None;
+        body = msg.to_body();
+    }
+    OutgoingMessage {
+        dedup_id: msg.dedup_id(),
+        body,
+    }
+}
+
+/// Enqueues every couple after the run's checkpoint, a page at a time: one catalog read, one
+/// [`JobQueue::send_many`] (batches of ten, several in flight, or one transaction on the SQLite
+/// queue) and one checkpoint write per page. A launch killed at any point and re-run continues
+/// from the last page checkpointed; it re-sends at most that one page, which the embedded queue
+/// drops as duplicates (by dedup id) and the workers' idempotent writes absorb on other queues.
+pub async fn launch(
+    catalog: &dyn Catalog,
+    queue: &dyn JobQueue,
+    name: &str,
+    settings: &RunSettings,
+) -> Result<(Run, LaunchReport), LaunchError> {
+    let started = now_ms();
+    let (run, created) = catalog.ensure_run(name, settings).await?;
+    if !created && run.settings != *settings {
+        tracing::warn!(stored = ?run.settings, given = ?settings, "run exists; its stored settings apply, not the flags");
+    }
+    let tally = Tally::default();
+    let mut checkpoint = catalog.checkpoint(&run).await?;
+    let mut report = LaunchReport {
+        created,
+        ..LaunchReport::default()
+    };
+    loop {
+        let page = catalog
+            .couples_after(checkpoint.last_couple, PAGE, &tally)
+            .await?;
+        let Some(last) = page.last().map(|j| j.couple) else {
+            break;
+        };
+        let messages: Vec<OutgoingMessage> = page
+            .iter()
+            .filter(|j| !j.photos.is_empty())
+            .map(|j| message(&run, j))
+            .collect();
+        send_all(queue, &messages, &tally).await?;
+        let sent = messages.len() as u64;
+        catalog.save_checkpoint(&run, last, sent, &tally).await?;
+        report.enqueued_now += sent;
+        checkpoint.last_couple = Some(last);
+    }
+    catalog.finish_checkpoint(&run).await?;
+    report.enqueued_total = catalog.checkpoint(&run).await?.enqueued;
+    let attempt = JobAttempt {
+        run: run.id,
+        couple: None,
+        worker: "producer".into(),
+        outcome: "producer".into(),
+        photos: 0,
+        requests: tally.snapshot(),
+        started_at_ms: started,
+        finished_at_ms: now_ms(),
+    };
+    catalog.record_attempt(&attempt, &tally).await?;
+    Ok((run, report))
+}
+
+/// Sends again every couple of the run with a photo not yet recorded, page by page. The messages
+/// get dedup ids of their own (the first ones' may be remembered by the queue); a couple delivered
+/// twice is harmless, since jobs are idempotent.
+pub async fn requeue(
+    catalog: &dyn Catalog,
+    queue: &dyn JobQueue,
+    run: &Run,
+) -> Result<u64, LaunchError> {
+    let stamp = now_ms();
+    let tally = Tally::default();
+    let mut after = None;
+    let mut sent = 0u64;
+    loop {
+        let page = catalog
+            .unfinished_couples_after(run, after, PAGE, &tally)
+            .await?;
+        let Some(last) = page.last().map(|j| j.couple) else {
+            break;
+        };
+        let messages: Vec<OutgoingMessage> = page
+            .iter()
+            .filter(|j| !j.photos.is_empty())
+            .map(|j| {
+                let mut m = message(run, j);
+                m.dedup_id = format!("{}/requeue-{stamp}", m.dedup_id);
+                m
+            })
+            .collect();
+        send_all(queue, &messages, &tally).await?;
+        sent += messages.len() as u64;
+        after = Some(last);
+    }
+    Ok(sent)
+}
+
+/// Sends messages, re-sending the entries that failed (all of them after an error of the whole
+/// call), with backoff; the tally counts one request per batch of ten.
+async fn send_all(
+    queue: &dyn JobQueue,
+    messages: &[OutgoingMessage],
+    tally: &Tally,
+) -> Result<(), LaunchError> {
+    let mut pending: Vec<OutgoingMessage> = messages.to_vec();
+    for attempt in 1..=SEND_TRIES {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        tally.sqs(pending.len().div_ceil(recast_queue::MAX_BATCH) as u64);
+        let outcome = match queue.send_many(&pending).await {
+            Ok(o) => o,
+            Err(e) if e.is_transient() && attempt < SEND_TRIES => {
+                tracing::warn!(error = %e, "send failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+                continue;
+            }
+            Err(e) => return Err(LaunchError::Queue(e)),
+        };
+        pending = pending
+            .into_iter()
+            .zip(outcome)
+            .filter_map(|(m, r)| {
+                r.err().map(|e| {
+                tracing::warn!(error = %e, dedup_id = %m.dedup_id, "message not sent; retrying");
+                m
+            })
+            })
+            .collect();
+    }
+    if !pending.is_empty() {
+        return Err(LaunchError::Unsent(pending.len()));
+    }
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64
+}
