@@ -11,6 +11,11 @@ pub async fn run(a: ExportArgs) -> anyhow::Result<()> {
         run: a.run,
         states: a.state,
         after: a.after,
+        // Hidden: the part size of an s3:// export (tests set it to S3's 5 MiB minimum).
+        part_bytes: std::env::var("RECAST_EXPORT_PART_BYTES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
     };
     let result = recast_ops::export::export(catalog.as_ref(), &a.out, &options).await;
     catalog.close().await;

@@ -225,6 +225,7 @@ macro_rules! shared_import_methods {
             ) -> Result<crate::ImportResolved, CatalogError> {
                 use crate::import as q;
                 let mut tx = self.pool.begin().await?;
+                <$unit>::serialise(&mut tx).await?;
                 // Statistics of what was staged, so that the joins below are planned for its size
                 // (never analysed, it looks empty, and nested loops over it never end).
                 sqlx::query("ANALYZE import_staging")

@@ -43,6 +43,13 @@ const CREATE_BATCH: &str = "CREATE TEMP TABLE IF NOT EXISTS import_batch (
     kind TEXT NOT NULL, couple TEXT NOT NULL, photo TEXT NOT NULL, format TEXT,
     key TEXT NOT NULL, bytes BIGINT NOT NULL)";
 
+/// PostgreSQL's batch table: ids and keys in the collation of the catalog's columns (byte order,
+/// migration 0015), without which its joins could not use their indexes. (SQLite's text is
+/// byte-ordered already, and it knows no collation "C".)
+const PG_CREATE_BATCH: &str = r#"CREATE TEMP TABLE IF NOT EXISTS import_batch (
+    kind TEXT NOT NULL, couple TEXT COLLATE "C" NOT NULL, photo TEXT COLLATE "C" NOT NULL,
+    format TEXT, key TEXT COLLATE "C" NOT NULL, bytes BIGINT NOT NULL)"#;
+
 const BATCH_COLUMNS: &str = "import_batch (kind, couple, photo, format, key, bytes)";
 
 /// The batch's new couples, numbered after the highest id in the order of their external ids
@@ -68,7 +75,8 @@ const BATCH_PHOTOS: &str = "INSERT INTO photos (id, couple_id, ext_id, original_
      WHERE b.kind = 'original'
      ON CONFLICT DO NOTHING";
 
-/// The batch's thumbnails of photos in the catalog.
+/// The batch's thumbnails of photos in the catalog (SQLite; PostgreSQL runs
+/// [`PG_BATCH_THUMBNAILS_AND_DEFER`]).
 const BATCH_THUMBNAILS: &str = "INSERT INTO thumbnails (photo_id, key, bytes)
      SELECT p.id, b.key, b.bytes
      FROM import_batch b
@@ -87,6 +95,29 @@ const BATCH_DEFER: &str =
        AND NOT EXISTS (SELECT 1 FROM couples c JOIN photos p ON p.couple_id = c.id
                        WHERE c.ext_id = b.couple AND p.ext_id = b.photo)";
 
+/// PostgreSQL's form of [`BATCH_THUMBNAILS`] and [`BATCH_DEFER`] in one statement: each thumbnail's
+/// photo is looked up once (two index probes), then the thumbnail is inserted or deferred, instead
+/// of the two statements probing every thumbnail each (SQLite has no `INSERT` in `WITH`). Inserted
+/// in key order, the order of the primary key's index. $1 source, $2 unit; answers (thumbnails,
+/// deferred).
+const PG_BATCH_THUMBNAILS_AND_DEFER: &str = "WITH r AS MATERIALIZED (
+         SELECT b.couple, b.photo, b.format, b.key, b.bytes, p.id AS photo_id
+         FROM import_batch b
+         LEFT JOIN couples c ON c.ext_id = b.couple
+         LEFT JOIN photos p ON p.couple_id = c.id AND p.ext_id = b.photo
+         WHERE b.kind = 'thumbnail'),
+     deferred AS (
+         INSERT INTO import_staging (source, unit, kind, couple, photo, format, key, bytes)
+         SELECT $1, $2, 'thumbnail', couple, photo, format, key, bytes FROM r
+         WHERE photo_id IS NULL
+         RETURNING 1),
+     added AS (
+         INSERT INTO thumbnails (photo_id, key, bytes)
+         SELECT photo_id, key, bytes FROM r WHERE photo_id IS NOT NULL ORDER BY key
+         ON CONFLICT DO NOTHING
+         RETURNING 1)
+     SELECT (SELECT COUNT(*) FROM added), (SELECT COUNT(*) FROM deferred)";
+
 /// Rows per multi-row INSERT into SQLite's batch table (6 values each; SQLite binds at most
 /// 32,766 values per statement).
 const SQLITE_ROWS_PER_INSERT: usize = 5000;
@@ -95,15 +126,19 @@ const SQLITE_ROWS_PER_INSERT: usize = 5000;
 /// catalog of millions, so every lookup must be an index probe. Left to itself the planner hashes
 /// the whole `photos` table for every batch (a cost that grows with the catalog: O(n²) over an
 /// import); with hash and merge joins off, a batch costs O(batch × log catalog). The batch table
-/// is analysed after each load so that it drives the joins.
-const PG_UNIT_PLANNING: [&str; 2] = [
+/// is analysed after each load so that it drives the joins. JIT compilation is off: it cost
+/// ~30 ms a statement (four statements a batch) and these statements are index probes, which it
+/// does not speed up.
+const PG_UNIT_PLANNING: [&str; 3] = [
     "SET LOCAL enable_hashjoin = off",
     "SET LOCAL enable_mergejoin = off",
+    "SET LOCAL jit = off",
 ];
 
-/// Runs the four statements that resolve the batch table, in one transaction `$tx`.
-macro_rules! resolve_batch {
-    ($tx:expr, $source:expr, $unit:expr) => {{
+/// Runs the statements that resolve the batch table's couples and photos, in one transaction
+/// `$tx`; answers (couples, photos).
+macro_rules! resolve_photos {
+    ($tx:expr) => {{
         let couples = sqlx::query(BATCH_COUPLES)
             .bind(now_ms())
             .execute(&mut *$tx)
@@ -113,22 +148,7 @@ macro_rules! resolve_batch {
             .execute(&mut *$tx)
             .await?
             .rows_affected();
-        let thumbnails = sqlx::query(BATCH_THUMBNAILS)
-            .execute(&mut *$tx)
-            .await?
-            .rows_affected();
-        let deferred = sqlx::query(BATCH_DEFER)
-            .bind($source)
-            .bind($unit)
-            .execute(&mut *$tx)
-            .await?
-            .rows_affected();
-        BatchAdded {
-            couples,
-            photos,
-            thumbnails,
-            deferred,
-        }
+        (couples, photos)
     }};
 }
 
@@ -149,6 +169,17 @@ macro_rules! commit_unit {
     }};
 }
 
+/// Serialises the import transactions (units and the final resolution) of every process writing
+/// one PostgreSQL catalog: a transaction-level advisory lock, released at commit or rollback.
+/// Without it, two imports running at once (two sources, or the same one started twice) each
+/// number their new couples and photos from the same `MAX(id)` (a duplicate key error, or photos
+/// silently left out by `ON CONFLICT DO NOTHING` and their thumbnails then orphaned), and the
+/// counters' triggers see only their own uncommitted photos, so a couple that both give its first
+/// photos counts twice in `couples_with_photos`. Waiting costs nothing that matters: an import is
+/// bound by the server, so two at once would not go faster. SQLite has one writer at a time.
+/// (The key is an arbitrary constant: "recast import" in no particular encoding.)
+const PG_IMPORT_LOCK: &str = "SELECT pg_advisory_xact_lock(7201120110)";
+
 pub(crate) struct PgUnit {
     tx: Transaction<'static, Postgres>,
     source: String,
@@ -162,7 +193,8 @@ impl PgUnit {
         unit: i64,
     ) -> Result<Box<dyn ImportUnit>, CatalogError> {
         let mut tx = pool.begin().await?;
-        sqlx::query(CREATE_BATCH).execute(&mut *tx).await?;
+        Self::serialise(&mut tx).await?;
+        sqlx::query(PG_CREATE_BATCH).execute(&mut *tx).await?;
         for setting in PG_UNIT_PLANNING {
             sqlx::query(setting).execute(&mut *tx).await?;
         }
@@ -171,6 +203,14 @@ impl PgUnit {
             source: source.to_owned(),
             unit,
         }))
+    }
+
+    /// Waits until no other import transaction writes the catalog ([`PG_IMPORT_LOCK`]).
+    pub(crate) async fn serialise(
+        tx: &mut Transaction<'static, Postgres>,
+    ) -> Result<(), CatalogError> {
+        sqlx::query(PG_IMPORT_LOCK).execute(&mut **tx).await?;
+        Ok(())
     }
 }
 
@@ -190,7 +230,18 @@ impl ImportUnit for PgUnit {
         sqlx::query("ANALYZE import_batch")
             .execute(&mut *self.tx)
             .await?;
-        let added = resolve_batch!(self.tx, &self.source, self.unit);
+        let (couples, photos) = resolve_photos!(self.tx);
+        let (thumbnails, deferred): (i64, i64) = sqlx::query_as(PG_BATCH_THUMBNAILS_AND_DEFER)
+            .bind(&self.source)
+            .bind(self.unit)
+            .fetch_one(&mut *self.tx)
+            .await?;
+        let added = BatchAdded {
+            couples,
+            photos,
+            thumbnails: thumbnails as u64,
+            deferred: deferred as u64,
+        };
         sqlx::query("TRUNCATE import_batch")
             .execute(&mut *self.tx)
             .await?;
@@ -222,6 +273,13 @@ impl SqliteUnit {
             unit,
         }))
     }
+
+    /// Nothing to wait for: SQLite lets one writer at a time.
+    pub(crate) async fn serialise(
+        _tx: &mut Transaction<'static, Sqlite>,
+    ) -> Result<(), CatalogError> {
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -239,7 +297,23 @@ impl ImportUnit for SqliteUnit {
             });
             q.build().execute(&mut *self.tx).await?;
         }
-        let added = resolve_batch!(self.tx, &self.source, self.unit);
+        let (couples, photos) = resolve_photos!(self.tx);
+        let thumbnails = sqlx::query(BATCH_THUMBNAILS)
+            .execute(&mut *self.tx)
+            .await?
+            .rows_affected();
+        let deferred = sqlx::query(BATCH_DEFER)
+            .bind(&self.source)
+            .bind(self.unit)
+            .execute(&mut *self.tx)
+            .await?
+            .rows_affected();
+        let added = BatchAdded {
+            couples,
+            photos,
+            thumbnails,
+            deferred,
+        };
         sqlx::query("DELETE FROM import_batch")
             .execute(&mut *self.tx)
             .await?;

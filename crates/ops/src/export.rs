@@ -8,13 +8,15 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::time::{Duration, UNIX_EPOCH};
 
-use bytes::Bytes;
 use flate2::write::GzEncoder;
 use recast_catalog::{CatalogError, CatalogRead, ExportRow};
 use serde::Serialize;
 
 /// Photos read per statement.
 const PAGE: u32 = 5_000;
+/// Bytes per part of an `s3://` export: the memory it holds. S3 allows 10,000 parts, so an export
+/// of up to 320 GB (before gzip, which makes a CSV about 5x smaller).
+pub const DEFAULT_PART_BYTES: usize = 32 << 20;
 /// The states a photo can be in for a run (`pending`: nothing recorded yet).
 pub const STATES: [&str; 5] = ["pending", "switched", "thumbs_gone", "done", "failed"];
 /// The CSV header, in the order of [`Line`]'s fields.
@@ -58,6 +60,8 @@ pub struct ExportOptions {
     pub states: Vec<String>,
     /// Only photos with an internal id above this one (to continue an export).
     pub after: i64,
+    /// Bytes per part of an `s3://` export (at least S3's 5 MiB; 0: [`DEFAULT_PART_BYTES`]).
+    pub part_bytes: usize,
 }
 
 /// What was exported.
@@ -130,32 +134,102 @@ impl<'r> Line<'r> {
     }
 }
 
-/// A file being written, gzip or not.
-enum Sink {
-    Plain(BufWriter<File>),
-    Gzip(GzEncoder<BufWriter<File>>),
+/// The rows encoded so far, gzip or not, in memory: drained page by page into the destination.
+enum Encoder {
+    Plain(Vec<u8>),
+    Gzip(GzEncoder<Vec<u8>>),
 }
 
-impl Sink {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+impl Encoder {
+    fn write(&mut self, bytes: &[u8]) {
         match self {
-            Sink::Plain(w) => w.write_all(bytes),
-            Sink::Gzip(w) => w.write_all(bytes),
+            Encoder::Plain(v) => v.extend_from_slice(bytes),
+            // Writing to a Vec cannot fail.
+            Encoder::Gzip(g) => g.write_all(bytes).expect("gzip into memory"),
         }
     }
 
-    fn finish(self) -> std::io::Result<()> {
-        let mut inner = match self {
-            Sink::Plain(w) => w,
-            Sink::Gzip(w) => w.finish()?,
-        };
-        inner.flush()?;
-        inner.get_ref().sync_all()
+    /// The encoded bytes produced so far, taken out (gzip keeps its own state; the Vec under it
+    /// is only ever appended to).
+    fn drain(&mut self) -> Vec<u8> {
+        match self {
+            Encoder::Plain(v) => std::mem::take(v),
+            Encoder::Gzip(g) => std::mem::take(g.get_mut()),
+        }
+    }
+
+    fn finish(self) -> Vec<u8> {
+        match self {
+            Encoder::Plain(v) => v,
+            Encoder::Gzip(g) => g.finish().expect("gzip into memory"),
+        }
     }
 }
 
-/// Exports to `out`: a file path, or `s3://BUCKET/KEY` (written to a temporary file first, then
-/// put as one object; its body is held in memory for the PUT).
+/// Where the encoded rows go: a file, or an S3 object written in parts (one part in memory).
+enum Destination {
+    File {
+        file: BufWriter<File>,
+        path: String,
+    },
+    S3 {
+        upload: recast_store::S3Multipart,
+        url: String,
+    },
+}
+
+impl Destination {
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), ExportError> {
+        match self {
+            Destination::File { file, path } => {
+                file.write_all(bytes).map_err(|source| ExportError::Io {
+                    path: path.clone(),
+                    source,
+                })
+            }
+            Destination::S3 { upload, url } => {
+                upload
+                    .write(bytes)
+                    .await
+                    .map_err(|source| ExportError::Store {
+                        url: url.clone(),
+                        source,
+                    })
+            }
+        }
+    }
+
+    async fn finish(self) -> Result<(), ExportError> {
+        match self {
+            Destination::File { mut file, path } => {
+                let io = |source| ExportError::Io {
+                    path: path.clone(),
+                    source,
+                };
+                file.flush().map_err(io)?;
+                file.get_ref().sync_all().map_err(io)
+            }
+            Destination::S3 { upload, url } => upload
+                .finish()
+                .await
+                .map(drop)
+                .map_err(|source| ExportError::Store { url, source }),
+        }
+    }
+
+    /// After a failure: an S3 upload's parts are deleted, not left billed (best effort: the
+    /// failure being reported matters more).
+    async fn abort(self) {
+        if let Destination::S3 { upload, url } = self {
+            if let Err(e) = upload.abort().await {
+                tracing::warn!(%url, error = %e, "could not abort the export's multipart upload");
+            }
+        }
+    }
+}
+
+/// Exports to `out`: a file path, or `s3://BUCKET/KEY` (a multipart upload in parts of
+/// `options.part_bytes`, so memory holds one part however large the export).
 pub async fn export(
     catalog: &dyn CatalogRead,
     out: &str,
@@ -176,34 +250,86 @@ pub async fn export(
         }
     }
     let run = catalog.run(options.run.as_deref()).await?;
-    let (path, upload) = match out.strip_prefix("s3://") {
+    let mut destination = open_destination(out, options.part_bytes).await?;
+    let mut encoder = if gzip {
+        Encoder::Gzip(GzEncoder::new(Vec::new(), flate2::Compression::default()))
+    } else {
+        Encoder::Plain(Vec::new())
+    };
+    let written = write_rows(
+        catalog,
+        &run,
+        format,
+        options,
+        &mut encoder,
+        &mut destination,
+    )
+    .await;
+    let finished = match written {
+        Ok(summary) => match destination.write(&encoder.finish()).await {
+            Ok(()) => destination.finish().await.map(|()| summary),
+            Err(e) => {
+                destination.abort().await;
+                Err(e)
+            }
+        },
+        Err(e) => {
+            destination.abort().await;
+            Err(e)
+        }
+    };
+    finished
+}
+
+async fn open_destination(out: &str, part_bytes: usize) -> Result<Destination, ExportError> {
+    match out.strip_prefix("s3://") {
         Some(rest) => {
             let (bucket, key) = rest
                 .split_once('/')
                 .ok_or_else(|| ExportError::BadName(out.to_owned()))?;
-            let temp = tempfile::NamedTempFile::new().map_err(|source| ExportError::Io {
-                path: "a temporary file".into(),
+            let store_err = |source| ExportError::Store {
+                url: out.to_owned(),
+                source,
+            };
+            let store = recast_store::open_s3(&format!("s3://{bucket}"))
+                .await
+                .map_err(store_err)?;
+            let part_bytes = if part_bytes == 0 {
+                DEFAULT_PART_BYTES
+            } else {
+                part_bytes
+            };
+            let upload =
+                recast_store::S3Multipart::new(&store, key, part_bytes).map_err(store_err)?;
+            Ok(Destination::S3 {
+                upload,
+                url: out.to_owned(),
+            })
+        }
+        None => {
+            let file = File::create(out).map_err(|source| ExportError::Io {
+                path: out.to_owned(),
                 source,
             })?;
-            (
-                temp.path().to_owned(),
-                Some((temp, format!("s3://{bucket}"), key.to_owned())),
-            )
+            Ok(Destination::File {
+                file: BufWriter::with_capacity(1 << 16, file),
+                path: out.to_owned(),
+            })
         }
-        None => (std::path::PathBuf::from(out), None),
-    };
-    let io = |source| ExportError::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let file = BufWriter::with_capacity(1 << 16, File::create(&path).map_err(io)?);
-    let mut sink = if gzip {
-        Sink::Gzip(GzEncoder::new(file, flate2::Compression::default()))
-    } else {
-        Sink::Plain(file)
-    };
+    }
+}
+
+/// Reads the catalog page by page and sends each page's encoded rows to `destination`.
+async fn write_rows(
+    catalog: &dyn Catalog,
+    run: &recast_catalog::Run,
+    format: Format,
+    options: &ExportOptions,
+    encoder: &mut Encoder,
+    destination: &mut Destination,
+) -> Result<ExportSummary, ExportError> {
     if format == Format::Csv {
-        sink.write(CSV_HEADER.as_bytes()).map_err(io)?;
+        encoder.write(CSV_HEADER.as_bytes());
     }
     let wanted: HashSet<&str> = options.states.iter().map(String::as_str).collect();
     let mut summary = ExportSummary {
@@ -214,7 +340,7 @@ pub async fn export(
     let mut buf = Vec::with_capacity(1 << 20);
     loop {
         let page = catalog
-            .export_page(&run, summary.last_photo_id, PAGE)
+            .export_page(run, summary.last_photo_id, PAGE)
             .await?;
         let Some(last) = page.last() else { break };
         summary.last_photo_id = last.photo_id;
@@ -233,25 +359,8 @@ pub async fn export(
             }
             summary.rows += 1;
         }
-        sink.write(&buf).map_err(io)?;
-    }
-    sink.finish().map_err(io)?;
-    if let Some((temp, bucket, key)) = upload {
-        let body = Bytes::from(std::fs::read(temp.path()).map_err(io)?);
-        let store = recast_store::open(&bucket)
-            .await
-            .map_err(|source| ExportError::Store {
-                url: out.to_owned(),
-                source,
-            })?;
-        let crc = recast_store::crc32c(&body);
-        store
-            .put(&key, body, crc)
-            .await
-            .map_err(|source| ExportError::Store {
-                url: out.to_owned(),
-                source,
-            })?;
+        encoder.write(&buf);
+        destination.write(&encoder.drain()).await?;
     }
     Ok(summary)
 }

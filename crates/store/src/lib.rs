@@ -12,6 +12,7 @@ mod s3;
 mod s3_body;
 #[cfg(test)]
 mod s3_fault_tests;
+mod s3_multipart;
 mod throttle;
 mod url;
 
@@ -22,5 +23,6 @@ pub use error::StoreError;
 pub use local::LocalStore;
 pub use object_store::{crc32c, DeleteOutcome, ObjectMeta, ObjectStore, MAX_DELETE_BATCH};
 pub use s3::S3Store;
+pub use s3_multipart::S3Multipart;
 pub use throttle::ThrottledAttempts;
-pub use url::open;
+pub use url::{open, open_s3};

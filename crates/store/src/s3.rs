@@ -79,7 +79,7 @@ impl S3Store {
         &self.bucket
     }
 
-    fn full_key(&self, key: &str) -> Result<String, StoreError> {
+    pub(crate) fn full_key(&self, key: &str) -> Result<String, StoreError> {
         validate_key(key)?;
         Ok(if self.prefix.is_empty() {
             key.to_owned()
@@ -100,7 +100,7 @@ impl S3Store {
 }
 
 /// Maps an SDK error to the store's categories by status and error code, never by message text.
-fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
+pub(crate) fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
     key: &str,
     err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
 ) -> StoreError {

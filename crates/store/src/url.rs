@@ -21,28 +21,36 @@ pub async fn open(url: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
                 LocalStore::new(path).map_err(|e| bad(&e.to_string()))?,
             ))
         }
-        "s3" => {
-            let bucket = parsed
-                .host_str()
-                .filter(|b| !b.is_empty())
-                .ok_or_else(|| bad("no bucket"))?;
-            let mut path_style =
-                std::env::var("RECAST_S3_PATH_STYLE").is_ok_and(|v| v == "true" || v == "1");
-            for (k, v) in parsed.query_pairs() {
-                match (k.as_ref(), v.as_ref()) {
-                    ("path_style", "true" | "1") => path_style = true,
-                    ("path_style", "false" | "0") => path_style = false,
-                    (k, _) => {
-                        return Err(bad(&format!("unknown option {k:?} (known: path_style)")))
-                    }
-                }
-            }
-            Ok(Arc::new(
-                S3Store::new(bucket, parsed.path(), path_style).await,
-            ))
-        }
+        "s3" => Ok(Arc::new(open_s3(url).await?)),
         other => Err(bad(&format!(
             "unknown scheme {other:?}; expected file:// or s3://"
         ))),
     }
+}
+
+/// An S3 store by URL (`s3://BUCKET/PREFIX[?path_style=true]`), as [`open`] makes it, for callers
+/// that need what only S3 does (a multipart upload: [`crate::S3Multipart`]).
+pub async fn open_s3(url: &str) -> Result<S3Store, StoreError> {
+    let bad = |reason: &str| StoreError::BadUrl {
+        url: url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let parsed = ::url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+    if parsed.scheme() != "s3" {
+        return Err(bad("expected s3://BUCKET/PREFIX"));
+    }
+    let bucket = parsed
+        .host_str()
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| bad("no bucket"))?;
+    let mut path_style =
+        std::env::var("RECAST_S3_PATH_STYLE").is_ok_and(|v| v == "true" || v == "1");
+    for (k, v) in parsed.query_pairs() {
+        match (k.as_ref(), v.as_ref()) {
+            ("path_style", "true" | "1") => path_style = true,
+            ("path_style", "false" | "0") => path_style = false,
+            (k, _) => return Err(bad(&format!("unknown option {k:?} (known: path_style)"))),
+        }
+    }
+    Ok(S3Store::new(bucket, parsed.path(), path_style).await)
 }
