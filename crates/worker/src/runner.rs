@@ -3,7 +3,7 @@
 //! sweeper deletes what switched photos no longer need.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,6 +24,8 @@ use crate::sweep::SweepBuffer;
 use crate::{now_ms, redact_id, CountingStore, CpuPool, JobError, Progress};
 
 mod messages;
+
+use messages::Disposition;
 mod tail;
 
 /// How long to wait before receiving again after the queue answered OverLimit.
@@ -210,7 +212,6 @@ impl Worker {
         } else {
             me.config.poll_wait
         };
-        let mut queue_failures = 0u32;
         let fleet_stop = CancellationToken::new();
         let fleet_task = tokio::spawn({
             let fleet = fleet.clone();
@@ -233,6 +234,42 @@ impl Worker {
             async move { worker.sweep_loop(stop).await }
         });
         info!(worker = %me.config.name, run = %me.config.fleet.run_name, concurrency = me.config.concurrency, "worker started");
+        self.receive_loop(&settler, &stop, &jobs, &jobs_stop, poll_wait)
+            .await;
+        let draining = stop.is_cancelled();
+        self.wind_down(draining, &jobs, &jobs_stop).await;
+        sweeper.abort();
+        let _ = sweeper.await;
+        self.release_sweeps().await;
+        match Arc::try_unwrap(settler) {
+            Ok(s) => s.close().await,
+            Err(_) => warn!("settler still shared at exit; pending deletes are left to redelivery"),
+        }
+        self.flush_overhead().await;
+        fleet_stop.cancel();
+        let _ = fleet_task.await;
+        fleet
+            .deregister(if draining { "drained" } else { "idle" })
+            .await;
+        let summary = *me.summary.lock().expect("summary lock");
+        info!(?summary, "worker stopped");
+        summary
+    }
+
+    /// Receives while there is room (free job slots and the fleet's in-flight share) and runs
+    /// each message as a job, until `stop`, a halt, or (under `--exit-when-idle`) an empty queue
+    /// with every photo swept.
+    async fn receive_loop(
+        &self,
+        settler: &Arc<Settler>,
+        stop: &CancellationToken,
+        jobs: &TaskTracker,
+        jobs_stop: &CancellationToken,
+        poll_wait: Duration,
+    ) {
+        let me = &self.inner;
+        let fleet = &me.fleet;
+        let mut queue_failures = 0u32;
         loop {
             // Receive a full batch when there is room for one (or anything when nothing runs), so
             // that one receive serves many couples; never more than the in-flight share.
@@ -241,7 +278,7 @@ impl Worker {
             } else {
                 fleet.batch_target()
             };
-            if !wait_for_room(&fleet, want, &settler, &stop).await {
+            if !wait_for_room(fleet, want, settler, stop).await {
                 break;
             }
             let n = fleet.room().clamp(1, MAX_BATCH);
@@ -263,7 +300,7 @@ impl Worker {
                     // The queue's in-flight cap: hold fewer messages; no job sees this.
                     fleet.over_limit();
                     warn!(error = %e, share = fleet.in_flight_share(), "queue is at its in-flight cap; holding fewer messages");
-                    pause(&stop, QUEUE_TROUBLE_PAUSE).await;
+                    pause(stop, QUEUE_TROUBLE_PAUSE).await;
                     continue;
                 }
                 Err(e) if e.is_transient() => {
@@ -271,7 +308,7 @@ impl Worker {
                     let wait = trouble_backoff(queue_failures);
                     metrics::counter!("recast_transient_errors_total", "service" => "sqs", "op" => "receive").increment(1);
                     warn!(error = %e, retry_in = ?wait, "failed to receive; retrying");
-                    pause(&stop, wait).await;
+                    pause(stop, wait).await;
                     continue;
                 }
                 Err(e) => {
@@ -285,7 +322,7 @@ impl Worker {
             if messages.is_empty() {
                 if fleet.running() == 0 {
                     settler.flush();
-                    if me.config.exit_when_idle && self.idle_and_done(&stop).await {
+                    if me.config.exit_when_idle && self.idle_and_done(stop).await {
                         info!("queue drained and every photo swept; exiting");
                         break;
                     }
@@ -307,14 +344,19 @@ impl Worker {
                 });
             }
         }
-        let draining = stop.is_cancelled();
+    }
+
+    /// After the last receive: the jobs in hand get four fifths of the drain deadline to end by
+    /// themselves; then they are stopped, record what they did and release their messages,
+    /// inside the last fifth.
+    async fn wind_down(&self, draining: bool, jobs: &TaskTracker, jobs_stop: &CancellationToken) {
+        let me = &self.inner;
+        let fleet = &me.fleet;
         if draining {
             metrics::counter!("recast_drain_events_total").increment(1);
             info!(jobs = fleet.running(), deadline = ?me.config.drain_deadline, "draining: no more receives; finishing the jobs in hand");
         }
         jobs.close();
-        // Jobs get four fifths of the deadline to end by themselves; then they are stopped, record
-        // what they did and release their messages, inside the last fifth.
         let grace = me.config.drain_deadline.mul_f64(0.8);
         if tokio::time::timeout(grace, jobs.wait()).await.is_err() {
             warn!(
@@ -324,22 +366,6 @@ impl Worker {
             jobs_stop.cancel();
             jobs.wait().await;
         }
-        sweeper.abort();
-        let _ = sweeper.await;
-        self.release_sweeps().await;
-        match Arc::try_unwrap(settler) {
-            Ok(s) => s.close().await,
-            Err(_) => warn!("settler still shared at exit; pending deletes are left to redelivery"),
-        }
-        self.flush_overhead().await;
-        fleet_stop.cancel();
-        let _ = fleet_task.await;
-        fleet
-            .deregister(if draining { "drained" } else { "idle" })
-            .await;
-        let summary = *me.summary.lock().expect("summary lock");
-        info!(?summary, "worker stopped");
-        summary
     }
 
     async fn run_of(&self, name: &str, tally: &Tally) -> Result<Run, JobError> {
@@ -423,60 +449,11 @@ impl Worker {
                 .await
             }
             .await;
-            let outcome = match result {
-                Ok(report) => {
-                    settler.settle(message.receipt.clone());
-                    Progress::add(&me.progress.jobs_completed, 1);
-                    me.summary.lock().expect("summary lock").jobs_completed += 1;
-                    info!(photos = report.photos, "job complete");
-                    let unswept = me
-                        .unswept_keys
-                        .fetch_add(report.keys_to_sweep, Ordering::Relaxed)
-                        + report.keys_to_sweep;
-                    if unswept >= self.delete_batch() as u64 {
-                        me.sweep_wake.notify_one();
-                    }
-                    "complete"
-                }
-                Err(JobError::Retry { reason }) => {
-                    // What this attempt did not get to record is counted with a later one.
-                    me.overhead.absorb(tally.take());
-                    self.release(&message, &reason).await;
-                    "retry"
-                }
-                Err(JobError::Release { reason }) => {
-                    me.overhead.absorb(tally.take());
-                    self.put_back(&message, Duration::ZERO, &reason).await;
-                    me.summary.lock().expect("summary lock").jobs_released += 1;
-                    "released"
-                }
-                Err(JobError::Busy { owner, until_ms }) => {
-                    me.overhead.absorb(tally.take());
-                    // Until the lease ends, but no longer than DUPLICATE_RECHECK: the holder
-                    // usually finishes well before its lease would.
-                    let wait = Duration::from_millis((until_ms - now_ms()).max(1_000) as u64)
-                        .min(DUPLICATE_RECHECK);
-                    if owner == me.config.name {
-                        info!(retry_in = ?wait, "couple is already running in this worker (duplicate delivery); put back until it ends");
-                    } else {
-                        info!(holder = %owner, retry_in = ?wait, "couple is in another live worker's hands (duplicate delivery); put back until its lease ends");
-                    }
-                    self.put_back(&message, wait, "duplicate delivery").await;
-                    me.summary.lock().expect("summary lock").jobs_deferred += 1;
-                    "deferred"
-                }
-                Err(JobError::Abort { reason }) => {
-                    self.dead_letter(&message, &reason).await;
-                    "dead_lettered"
-                }
-                Err(JobError::Fatal { reason }) => {
-                    me.overhead.absorb(tally.take());
-                    self.put_back(&message, Duration::ZERO, &reason).await;
-                    self.halt(reason);
-                    "halted"
-                }
-            };
-            metrics::counter!("recast_jobs_total", "outcome" => outcome).increment(1);
+            let disposition = Disposition::from(result);
+            let outcome = self
+                .settle_job(&message, disposition, &tally, settler)
+                .await;
+            metrics::counter!("recast_jobs_total", "outcome" => outcome.as_str()).increment(1);
         }
         .instrument(span)
         .await

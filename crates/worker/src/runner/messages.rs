@@ -1,18 +1,143 @@
 //! What a worker does with a message once its job has ended (release for a retry, put back,
 //! dead-letter), the requests no job took, and halting the worker on an error no job can get past.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use recast_catalog::JobAttempt;
 use recast_core::Tally;
 use recast_queue::ReceivedMessage;
-use tracing::warn;
+use tracing::{info, warn};
 
-use super::Worker;
+use super::{Worker, DUPLICATE_RECHECK};
 use crate::error::retry_backoff;
-use crate::{now_ms, Progress};
+use crate::job::JobReport;
+use crate::settle::Settler;
+use crate::{now_ms, JobError, Progress};
+
+/// What becomes of a job's message, decided once from how the job ended and acted on by
+/// [`Worker::settle_job`] alone. Only `DeadLetter` and `Halt` come from errors; a drain's release
+/// and a duplicate delivery's deferral are ordinary ends.
+pub(super) enum Disposition {
+    /// Every photo recorded: the message is deleted (batched by the settler).
+    Complete(JobReport),
+    /// Transient trouble: the message comes back after a backoff.
+    Retry { reason: String },
+    /// Stopped by a drain or its maximum duration after recording what it did: visible again at
+    /// once, for any worker.
+    Release { reason: String },
+    /// A duplicate delivery of a couple a live worker holds: put back until its lease ends.
+    Defer { owner: String, until_ms: i64 },
+    /// The message can never be processed.
+    DeadLetter { reason: String },
+    /// Nothing can proceed on this worker: the message is put back and the worker stops.
+    Halt { reason: String },
+}
+
+impl From<Result<JobReport, JobError>> for Disposition {
+    fn from(r: Result<JobReport, JobError>) -> Disposition {
+        match r {
+            Ok(report) => Disposition::Complete(report),
+            Err(JobError::Retry { reason }) => Disposition::Retry { reason },
+            Err(JobError::Release { reason }) => Disposition::Release { reason },
+            Err(JobError::Busy { owner, until_ms }) => Disposition::Defer { owner, until_ms },
+            Err(JobError::Abort { reason }) => Disposition::DeadLetter { reason },
+            Err(JobError::Fatal { reason }) => Disposition::Halt { reason },
+        }
+    }
+}
+
+/// A job's outcome as metrics and logs name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum JobOutcome {
+    Complete,
+    Retry,
+    Released,
+    Deferred,
+    DeadLettered,
+    Halted,
+}
+
+impl JobOutcome {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            JobOutcome::Complete => "complete",
+            JobOutcome::Retry => "retry",
+            JobOutcome::Released => "released",
+            JobOutcome::Deferred => "deferred",
+            JobOutcome::DeadLettered => "dead_lettered",
+            JobOutcome::Halted => "halted",
+        }
+    }
+}
 
 impl Worker {
+    /// Acts on how a job ended: the message's fate, the worker's counts, and (for a halt) the
+    /// worker's stop. What an unfinished attempt did not record is counted with a later one.
+    pub(super) async fn settle_job(
+        &self,
+        message: &ReceivedMessage,
+        disposition: Disposition,
+        tally: &Tally,
+        settler: &Settler,
+    ) -> JobOutcome {
+        let me = &self.inner;
+        if !matches!(
+            disposition,
+            Disposition::Complete(_) | Disposition::DeadLetter { .. }
+        ) {
+            me.overhead.absorb(tally.take());
+        }
+        match disposition {
+            Disposition::Complete(report) => {
+                settler.settle(message.receipt.clone());
+                Progress::add(&me.progress.jobs_completed, 1);
+                me.summary.lock().expect("summary lock").jobs_completed += 1;
+                info!(photos = report.photos, "job complete");
+                let unswept = me
+                    .unswept_keys
+                    .fetch_add(report.keys_to_sweep, Ordering::Relaxed)
+                    + report.keys_to_sweep;
+                if unswept >= self.delete_batch() as u64 {
+                    me.sweep_wake.notify_one();
+                }
+                JobOutcome::Complete
+            }
+            Disposition::Retry { reason } => {
+                self.release(message, &reason).await;
+                JobOutcome::Retry
+            }
+            Disposition::Release { reason } => {
+                self.put_back(message, Duration::ZERO, &reason).await;
+                me.summary.lock().expect("summary lock").jobs_released += 1;
+                JobOutcome::Released
+            }
+            Disposition::Defer { owner, until_ms } => {
+                // Until the lease ends, but no longer than DUPLICATE_RECHECK: the holder usually
+                // finishes well before its lease would.
+                let wait = Duration::from_millis((until_ms - now_ms()).max(1_000) as u64)
+                    .min(DUPLICATE_RECHECK);
+                if owner == me.config.name {
+                    info!(retry_in = ?wait, "couple is already running in this worker (duplicate delivery); put back until it ends");
+                } else {
+                    info!(holder = %owner, retry_in = ?wait, "couple is in another live worker's hands (duplicate delivery); put back until its lease ends");
+                }
+                self.put_back(message, wait, "duplicate delivery").await;
+                me.summary.lock().expect("summary lock").jobs_deferred += 1;
+                JobOutcome::Deferred
+            }
+            Disposition::DeadLetter { reason } => {
+                self.dead_letter(message, &reason).await;
+                JobOutcome::DeadLettered
+            }
+            Disposition::Halt { reason } => {
+                self.put_back(message, Duration::ZERO, &reason).await;
+                self.halt(reason);
+                JobOutcome::Halted
+            }
+        }
+    }
+
     /// Stops the worker because of an error no job can get past; the binary reports `reason`.
     pub(super) fn halt(&self, reason: String) {
         tracing::error!(%reason, "stopping the worker");
