@@ -321,7 +321,7 @@ async fn open_destination(out: &str, part_bytes: usize) -> Result<Destination, E
 
 /// Reads the catalog page by page and sends each page's encoded rows to `destination`.
 async fn write_rows(
-    catalog: &dyn Catalog,
+    catalog: &dyn CatalogRead,
     run: &recast_catalog::Run,
     format: Format,
     options: &ExportOptions,

@@ -136,13 +136,16 @@ impl S3Multipart {
         };
         let number = self.parts.len() as i32 + 1;
         if number > MAX_PARTS {
+            let message = format!(
+                "the object needs more than S3's {MAX_PARTS} parts of {} bytes; use larger parts",
+                self.part_bytes
+            );
             return Err(StoreError::Backend {
                 key: self.key.clone(),
-                message: format!(
-                    "the object needs more than S3's {MAX_PARTS} parts of {} bytes; use larger parts",
-                    self.part_bytes
-                ),
+                code: None,
+                message: message.clone(),
                 transient: false,
+                source: message.into(),
             });
         }
         let body = Bytes::from(std::mem::replace(
