@@ -31,13 +31,15 @@ pub async fn run(a: LaunchArgs) -> anyhow::Result<()> {
     let (run, r) = launch(catalog.as_ref(), queue.as_ref(), &a.run, &settings).await?;
     catalog.close().await;
     println!(
-        "run {:?} {}: enqueued {} couples now, {} in all (originals: {}, quality {})",
+        "run {:?} {}: enqueued {} couples now, {} in all (originals: {}, quality {}, target score {}, max quality {})",
         run.name,
         if r.created { "created" } else { "resumed" },
         r.enqueued_now,
         r.enqueued_total,
         run.settings.originals,
-        run.settings.quality
+        run.settings.quality,
+        run.settings.target_score,
+        run.settings.max_quality
     );
     Ok(())
 }

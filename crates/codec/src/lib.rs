@@ -11,14 +11,21 @@ mod error;
 mod exif;
 mod gif_frames;
 mod quality;
+mod search;
 mod synth;
 mod thumbnail;
 mod truncation;
 
-pub use convert::{convert, Conversion, ConvertOptions, Converted, KeepReason, DEFAULT_MIN_SCORE};
+pub use convert::{
+    convert, Conversion, ConvertOptions, Converted, KeepReason, DEFAULT_MAX_QUALITY,
+    DEFAULT_TARGET_SCORE,
+};
 pub use decode::{decode, decode_with_metadata, probe, Decoded, ImageInfo, DEFAULT_MAX_PIXELS};
 pub use encode::{encode_webp, transcode, EncodeOptions, Transcoded};
 pub use error::CodecError;
 pub use quality::{quality_score, DEFAULT_COMPARE_PIXELS, TILE_SIDE};
+pub use search::{
+    choose_quality, Choice, Prober, DEFAULT_PROBE_PIXELS, MIN_QUALITY, PROBE_TILE_SIDE,
+};
 pub use synth::synth_photo_jpeg;
 pub use thumbnail::{placeholder_thumbnail_jpeg, thumbnail_jpeg};
