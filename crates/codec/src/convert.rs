@@ -9,7 +9,7 @@ use image::ImageFormat;
 use crate::container::attach_metadata;
 use crate::exif::strip_gps_and_orientation;
 use crate::gif_frames::gif_frame_count;
-use crate::search::{choose_quality, Prober, DEFAULT_PROBE_PIXELS};
+use crate::search::{choose_quality, Prober, DEFAULT_PROBE_PIXELS, PROBE_MARGIN};
 use crate::{decode_with_metadata, encode_webp, probe, CodecError, EncodeOptions, Transcoded};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -131,8 +131,12 @@ pub fn convert(input: &[u8], opts: &ConvertOptions) -> Result<Conversion, CodecE
                 return Ok(Conversion::Keep {
                     reason: KeepReason::Quality,
                     detail: format!(
-                        "ssimulacra2 {:.1} under the target {:.1} even at the maximum quality {}",
-                        choice.score, opts.target_score, choice.quality
+                        "ssimulacra2 {:.1} on probe tiles, under the {:.1} they need for the \
+                         target {:.1}, even at the maximum quality {}",
+                        choice.score,
+                        opts.target_score + PROBE_MARGIN,
+                        opts.target_score,
+                        choice.quality
                     ),
                 });
             }

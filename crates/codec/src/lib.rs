@@ -25,7 +25,8 @@ pub use encode::{encode_webp, transcode, EncodeOptions, Transcoded};
 pub use error::CodecError;
 pub use quality::{quality_score, DEFAULT_COMPARE_PIXELS, TILE_SIDE};
 pub use search::{
-    choose_quality, Choice, Prober, DEFAULT_PROBE_PIXELS, MIN_QUALITY, PROBE_TILE_SIDE,
+    choose_quality, Choice, Prober, DEFAULT_PROBE_PIXELS, MIN_QUALITY, PROBE_MARGIN,
+    PROBE_TILE_SIDE,
 };
 pub use synth::synth_photo_jpeg;
 pub use thumbnail::{placeholder_thumbnail_jpeg, thumbnail_jpeg};
