@@ -21,7 +21,6 @@ use recast_codec::{Conversion, ConvertOptions, KeepReason, DEFAULT_COMPARE_PIXEL
 
 use crate::bench_table::{print_per_photo, write_webps, PhotoRow};
 use crate::cli::BenchArgs;
-use crate::convert::bytes;
 
 pub(crate) struct Photo {
     pub(crate) path: PathBuf,
@@ -108,7 +107,7 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         args.dir.display(),
         photos.len(),
         megapixels,
-        bytes(input_bytes),
+        crate::tables::bytes(input_bytes as u64),
         options.encode.quality,
         options.encode.method,
         args.rounds.max(1),
@@ -206,15 +205,15 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let our_bytes: usize = ours.iter().map(Vec::len).sum();
     print!(
         "bytes                  in {}, recast {} ({:.3} of in)",
-        bytes(input_bytes),
-        bytes(our_bytes),
+        crate::tables::bytes(input_bytes as u64),
+        crate::tables::bytes(our_bytes as u64),
         our_bytes as f64 / input_bytes as f64
     );
     if let Some((_, outputs)) = &cwebp {
         let theirs: usize = outputs.iter().map(Vec::len).sum();
         print!(
             ", cwebp {} ({:.3} of in), recast/cwebp {:.3}",
-            bytes(theirs),
+            crate::tables::bytes(theirs as u64),
             theirs as f64 / input_bytes as f64,
             our_bytes as f64 / theirs as f64
         );

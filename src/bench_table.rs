@@ -9,7 +9,11 @@ use anyhow::Context;
 use recast_codec::{CodecError, Conversion, ConvertOptions};
 
 use crate::bench::Photo;
-use crate::convert::bytes;
+use crate::tables;
+
+fn bytes(n: usize) -> String {
+    tables::bytes(n as u64)
+}
 
 /// One photo's figures.
 pub struct PhotoRow<'a> {

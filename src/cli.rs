@@ -47,7 +47,7 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Fill a catalog and a store with demo couples, photos and thumbnails.
+    /// Fill a store with demo couples' photos and thumbnails (and import it with --db).
     Seed(SeedArgs),
     /// Create (or resume) a run and enqueue every couple not yet enqueued.
     Launch(LaunchArgs),
@@ -71,6 +71,14 @@ pub enum Command {
     Report(ReportArgs),
     /// Audit a run against the store; list each violation and exit 3 if there is any.
     Verify(VerifyArgs),
+    /// Answer legacy thumbnail and original URLs (and /v1/KEY?w=) from the WebPs, resized on
+    /// demand; no database.
+    Serve(ServeArgs),
+    /// Fill the catalog from what you have: an S3 Inventory report, a live listing of the store,
+    /// or the app's own manifest, through key patterns.
+    Import(ImportArgs),
+    /// The completion report of a run: one row per photo with its outcome and new key.
+    Export(ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -124,8 +132,10 @@ pub enum QueueCommand {
 
 #[derive(Debug, Args)]
 pub struct SeedArgs {
-    #[command(flatten)]
-    pub db: DbArg,
+    /// Catalog to import the seeded store into (the same import as `recast import --from STORE`);
+    /// without it, seed writes the store only and prints the import command.
+    #[arg(long, env = "RECAST_DB")]
+    pub db: Option<String>,
     /// Object store URL: s3://BUCKET/PREFIX or file:///DIR.
     #[arg(long, env = "RECAST_STORE")]
     pub store: String,
@@ -158,6 +168,10 @@ pub struct LaunchArgs {
     pub run: String,
     #[command(flatten)]
     pub settings: RunSettingsArgs,
+    /// Send again every couple of the run that is not complete (messages lost to a purge, the
+    /// queue's retention or a wrong queue); safe, since jobs are idempotent.
+    #[arg(long, env = "RECAST_REQUEUE")]
+    pub requeue: bool,
 }
 
 /// The settings a run is created with (launch) or planned with (plan).
@@ -277,7 +291,8 @@ pub enum SpotWatch {
 
 #[derive(Debug, Args, Clone)]
 pub struct WorkTuning {
-    /// Couples in hand at once (default: twice the cores).
+    /// Couples in hand at once (default: 16; the CPU pool, one thread per core, bounds the
+    /// conversions running at once).
     #[arg(long, env = "RECAST_CONCURRENCY")]
     pub concurrency: Option<usize>,
     /// Photos of one couple converted at once.
@@ -301,6 +316,10 @@ pub struct WorkTuning {
     /// How long a sweep's claim on photos lasts; a dead worker's claims pass to others after it.
     #[arg(long, env = "RECAST_SWEEP_LEASE", default_value = "5m", value_parser = humantime::parse_duration)]
     pub sweep_lease: Duration,
+    /// Longest a switched photo's thumbnails wait to be deleted: a DeleteObjects request that has
+    /// not filled to 1,000 keys goes out once its keys have waited this long.
+    #[arg(long, env = "RECAST_SWEEP_MAX_WAIT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub sweep_max_wait: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -319,6 +338,10 @@ pub struct StatusArgs {
     /// Time between two redraws of --watch.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub interval: Duration,
+    /// Count by a full scan of photos, thumbnails and progress instead of reading the counters
+    /// (slow on a big catalog), and repair the counters if they differ.
+    #[arg(long, conflicts_with = "watch")]
+    pub recount: bool,
 }
 
 #[derive(Debug, Args)]
@@ -537,6 +560,9 @@ pub fn main() -> ExitCode {
             Command::Plan(a) => crate::plan::run(a).await,
             Command::Report(a) => crate::report::run(a).await,
             Command::Verify(a) => crate::verify::run(a).await,
+            Command::Serve(a) => crate::serve::run(a).await,
+            Command::Import(a) => crate::import::run(a).await,
+            Command::Export(a) => crate::export::run(a).await,
         }
     });
     match result {
@@ -550,4 +576,99 @@ pub fn main() -> ExitCode {
             ExitCode::from(exit::FAILED)
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Object store URL: s3://BUCKET/PREFIX or file:///DIR.
+    #[arg(long, env = "RECAST_STORE")]
+    pub store: String,
+    /// Address to listen on (port 0: a free port, printed on stdout).
+    #[arg(long, env = "RECAST_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: String,
+    /// Key pattern of the originals ({couple}, {photo}).
+    #[arg(
+        long,
+        env = "RECAST_ORIGINAL",
+        default_value = DEFAULT_ORIGINAL_PATTERN
+    )]
+    pub original: String,
+    /// Key pattern of the legacy thumbnails ({couple}, {photo}, {size}).
+    #[arg(
+        long,
+        env = "RECAST_THUMBNAIL",
+        default_value = DEFAULT_THUMBNAIL_PATTERN
+    )]
+    pub thumbnail: String,
+    /// Named legacy sizes, NAME=PIXELS,... (longest side); numeric sizes need no entry.
+    #[arg(long, env = "RECAST_SIZES")]
+    pub sizes: Option<String>,
+    /// Widest (and tallest) answer a request may ask for.
+    #[arg(long, env = "RECAST_MAX_WIDTH", default_value_t = recast_serve::DEFAULT_MAX_WIDTH)]
+    pub max_width: u32,
+    /// Largest source decoded, in pixels (memory bound per request).
+    #[arg(long, env = "RECAST_MAX_PIXELS", default_value_t = recast_codec::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
+    /// Renders at once (default: one per core).
+    #[arg(long, env = "RECAST_CPU_THREADS")]
+    pub cpu_threads: Option<usize>,
+    /// Renders that may wait for a CPU slot; past that, 503 with Retry-After.
+    #[arg(long, env = "RECAST_CPU_QUEUE", default_value_t = recast_serve::DEFAULT_CPU_QUEUE)]
+    pub cpu_queue: usize,
+    /// JPEG quality of answers (1-100).
+    #[arg(long, env = "RECAST_JPEG_QUALITY", default_value_t = 80)]
+    pub jpeg_quality: u8,
+    /// WebP quality of answers (0-100).
+    #[arg(long, env = "RECAST_WEBP_QUALITY", default_value_t = 80.0)]
+    pub webp_quality: f32,
+    /// Decode a kept JPEG original of at least this many pixels by its DCT at 1/2, 1/4 or 1/8
+    /// when the answer is that small; smaller ones are decoded whole, which is cheaper for them
+    /// (see the README's "Serving thumbnails"). 0: always; above --max-pixels: never.
+    #[arg(long, env = "RECAST_DCT_MIN_PIXELS", default_value_t = recast_serve::DEFAULT_DCT_MIN_PIXELS)]
+    pub dct_min_pixels: u64,
+}
+
+/// Where a store keeps its photos (shared by `import`, `seed` and `serve`).
+pub const DEFAULT_ORIGINAL_PATTERN: &str = "photos/{couple}/{photo}.jpg";
+pub const DEFAULT_THUMBNAIL_PATTERN: &str = "thumbs/{couple}/{photo}_{size}.jpg";
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// What to read: s3://BUCKET/.../manifest.json (an S3 Inventory report; file:// also works),
+    /// s3://BUCKET/PREFIX or file:///DIR (a live listing), csv:PATH or csv:- (the app's manifest
+    /// with columns couple,photo,key,role[,bytes]).
+    #[arg(long, env = "RECAST_FROM")]
+    pub from: String,
+    /// Key pattern of originals ({couple}, {photo}); repeat for several (e.g. one per extension).
+    #[arg(long, default_values_t = [DEFAULT_ORIGINAL_PATTERN.to_owned()])]
+    pub original: Vec<String>,
+    /// Key pattern of thumbnails ({couple}, {photo}, {size}); repeat for several.
+    #[arg(long, default_values_t = [DEFAULT_THUMBNAIL_PATTERN.to_owned()])]
+    pub thumbnail: Vec<String>,
+    /// Read and classify everything; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// The run (default: the most recent).
+    #[arg(long)]
+    pub run: Option<String>,
+    /// FILE.csv, FILE.jsonl (either with .gz) or s3://BUCKET/KEY.csv[.gz].
+    #[arg(long)]
+    pub out: String,
+    /// Only photos in these states (pending, switched, thumbs_gone, done, failed).
+    #[arg(long, value_delimiter = ',')]
+    pub state: Vec<String>,
+    /// Only photos after this photo id: the `last photo id` a previous export printed.
+    #[arg(long, default_value_t = 0)]
+    pub after: i64,
 }

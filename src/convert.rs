@@ -49,9 +49,9 @@ fn convert_file(args: &ConvertArgs) -> anyhow::Result<()> {
                 c.out.source_format,
                 c.out.width,
                 c.out.height,
-                bytes(input.len()),
+                crate::tables::bytes(input.len() as u64),
                 args.output.display(),
-                bytes(c.out.webp.len()),
+                crate::tables::bytes(c.out.webp.len() as u64),
                 100.0 * c.out.webp.len() as f64 / input.len() as f64,
                 c.quality,
                 c.tries,
@@ -60,7 +60,7 @@ fn convert_file(args: &ConvertArgs) -> anyhow::Result<()> {
         }
         Conversion::AlreadyWebp { width, height } => println!(
             "already webp: {width}x{height} {}, not re-encoded; {} not written",
-            bytes(input.len()),
+            crate::tables::bytes(input.len() as u64),
             args.output.display()
         ),
         Conversion::Keep { reason, detail } => println!(
@@ -69,16 +69,4 @@ fn convert_file(args: &ConvertArgs) -> anyhow::Result<()> {
         ),
     }
     Ok(())
-}
-
-/// Bytes for people: `812 B`, `41.3 KB`, `2.41 MB` (powers of 1000, like the README's tables).
-pub fn bytes(n: usize) -> String {
-    let n = n as f64;
-    if n < 1e3 {
-        format!("{n} B")
-    } else if n < 1e6 {
-        format!("{:.1} KB", n / 1e3)
-    } else {
-        format!("{:.2} MB", n / 1e6)
-    }
 }

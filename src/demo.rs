@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use bytes::Bytes;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use recast_catalog::Catalog;
 use recast_core::{PhotoState, RunSettings, Tally};
@@ -16,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::DemoArgs;
 use crate::seed::{seed, SeedPlan};
-use crate::status::mb;
+use crate::tables::bytes as mb;
 
 /// How often the progress bars are refreshed.
 const BAR_REFRESH: Duration = Duration::from_millis(100);
@@ -60,15 +59,23 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
     };
     let seeded = seed(
         &plan,
-        catalog.as_ref(),
+        catalog.max_ids().await?,
         store.clone(),
         &cpu,
         Some(&seed_bar),
     )
     .await?;
+    // The catalog is filled through the front door, as an operator's would be.
+    crate::seed::import_seeded(
+        catalog.as_ref(),
+        store.clone(),
+        &store_url,
+        &crate::seed::seed_patterns(&seeded),
+    )
+    .await?;
     seed_bar.finish_with_message(format!(
-        "couples, {} photos, {} thumbnails",
-        seeded.photos, seeded.thumbnails
+        "couples, {} photos (from {} source images), {} thumbnails",
+        seeded.photos, seeded.sources, seeded.thumbnails
     ));
 
     // 1b. With --plan, a plan of the seeded catalog, made as `recast plan` makes it, before the run.
@@ -88,21 +95,17 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
         None
     };
 
-    // 2. The codec-only ceiling: decode+encode of the same photos on all cores, nothing else.
-    let sample = sample_originals(
-        catalog.as_ref(),
-        store.as_ref(),
-        (seeded.sources * 2).max(8),
-    )
-    .await?;
+    // 2. The codec-only ceiling: decode+encode of exactly the photos the run converts, on the
+    // pool the workers use, nothing else.
+    let keys = all_originals(catalog.as_ref()).await?;
     let ceiling_bar = bars.add(ProgressBar::new_spinner().with_prefix("ceiling"));
     ceiling_bar.set_message(format!(
         "codec only: {} photos on {} threads",
-        sample.len(),
+        keys.len(),
         cpu.threads()
     ));
     ceiling_bar.enable_steady_tick(BAR_REFRESH);
-    let ceiling = codec_ceiling(&cpu, &sample, &settings).await;
+    let ceiling = codec_ceiling(&cpu, store.as_ref(), &keys, &settings).await?;
     ceiling_bar.finish_with_message(format!(
         "codec only: {ceiling:.2} photos/s on {} threads",
         cpu.threads()
@@ -247,17 +250,12 @@ fn clear_previous_demo(dir: &Path) -> anyhow::Result<()> {
     }
 }
 
-/// The originals of the first `n` photos in catalog order (the seed cycles through its sources in
-/// that order, so the sample holds each source equally often).
-async fn sample_originals(
-    catalog: &dyn Catalog,
-    store: &dyn ObjectStore,
-    n: u64,
-) -> anyhow::Result<Vec<Bytes>> {
+/// Every original the run will convert, in catalog order.
+async fn all_originals(catalog: &dyn Catalog) -> anyhow::Result<Vec<String>> {
     let tally = Tally::default();
     let mut keys = Vec::new();
     let mut after = None;
-    while (keys.len() as u64) < n {
+    loop {
         let page = catalog.couples_after(after, 100, &tally).await?;
         let Some(last) = page.last() else { break };
         after = Some(last.couple);
@@ -266,25 +264,36 @@ async fn sample_originals(
                 .flat_map(|j| j.photos.into_iter().map(|p| p.key)),
         );
     }
-    keys.truncate(n as usize);
-    let mut out = Vec::with_capacity(keys.len());
-    for k in keys {
-        out.push(store.get(&k).await?);
-    }
-    Ok(out)
+    Ok(keys)
 }
 
-/// Photos per second of decode+encode alone, all of `sample` at once on the pool.
-pub async fn codec_ceiling(cpu: &CpuPool, sample: &[Bytes], settings: &RunSettings) -> f64 {
-    // The same conversion the workers make (quality guard included), so the ratio is fair.
+/// Photos per second of decode+encode alone, on exactly `keys` (the photos the run converts), all
+/// at once on the pool the workers use: the same conversion (quality guard included), the same
+/// threads. Reads run ahead of the pool, bounded to two photos per thread in memory, so the pool
+/// never waits for a read and memory stays flat; nothing else is done.
+pub async fn codec_ceiling(
+    cpu: &CpuPool,
+    store: &dyn ObjectStore,
+    keys: &[String],
+    settings: &RunSettings,
+) -> anyhow::Result<f64> {
     let options = recast_worker::conversion_options(settings, recast_codec::DEFAULT_MAX_PIXELS);
+    let ahead = Arc::new(tokio::sync::Semaphore::new(2 * cpu.threads()));
     let started = Instant::now();
-    let jobs = sample
-        .iter()
-        .cloned()
-        .map(|bytes| cpu.run(move || recast_codec::convert(&bytes, &options).is_ok()));
-    futures::future::join_all(jobs).await;
-    sample.len() as f64 / started.elapsed().as_secs_f64()
+    let jobs = keys.iter().map(|k| {
+        let ahead = ahead.clone();
+        async move {
+            let _held = ahead.acquire_owned().await.expect("never closed");
+            let bytes = store.get(k).await?;
+            cpu.run(move || recast_codec::convert(&bytes, &options).is_ok())
+                .await;
+            anyhow::Ok(())
+        }
+    });
+    for r in futures::future::join_all(jobs).await {
+        r?;
+    }
+    Ok(keys.len() as f64 / started.elapsed().as_secs_f64())
 }
 
 /// The plan `demo --plan` makes: the fleet is the demo's, every worker in this process sharing

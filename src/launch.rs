@@ -3,12 +3,12 @@
 use anyhow::{bail, Context};
 use recast_catalog::{Catalog, CoupleJob, JobAttempt, Run};
 use recast_core::{JobMessage, RunSettings, Tally, JOB_MESSAGE_VERSION};
-use recast_queue::{JobQueue, OutgoingMessage, MAX_BATCH};
+use recast_queue::{JobQueue, OutgoingMessage};
 
 use crate::cli::LaunchArgs;
 
-/// Couples read from the catalog per statement.
-const PAGE: u32 = 500;
+/// Couples read from the catalog per statement, sent together, and checkpointed once.
+const PAGE: u32 = 1000;
 /// A message whose photo list would make it larger than this carries only the couple id, and the
 /// worker reads the photos from the catalog: ten of them stay under SQS's 256 KiB batch payload.
 const MAX_INLINE_BODY: usize = 24 * 1024;
@@ -23,12 +23,34 @@ pub struct LaunchReport {
 }
 
 pub async fn run(a: LaunchArgs) -> anyhow::Result<()> {
-    let catalog = a.db.open().await?;
+    crate::preflight::credentials(&[&a.queue]).await?;
+    let catalog = crate::preflight::catalog_opened(
+        recast_catalog::open_with(&a.db.db, a.db.db_pool).await,
+        &a.db.db,
+    )?;
     let queue = recast_queue::open(&a.queue)
         .await
         .context("failed to open the queue")?;
+    crate::preflight::queue(queue.as_ref(), &a.queue).await?;
     let settings = a.settings.settings()?;
+    // An existing run is checked against its queue before anything is sent; a new one (or one
+    // launched before runs were bound) is bound once launched.
+    if let Ok(existing) = catalog.run(Some(&a.run)).await {
+        crate::preflight::queue_binding(catalog.as_ref(), &existing, &a.queue, false).await?;
+    }
     let (run, r) = launch(catalog.as_ref(), queue.as_ref(), &a.run, &settings).await?;
+    crate::preflight::queue_binding(catalog.as_ref(), &run, &a.queue, true).await?;
+    if a.requeue {
+        let n = requeue(catalog.as_ref(), queue.as_ref(), &run).await?;
+        println!("run {:?}: requeued {n} couples not complete", run.name);
+        let unblocked = catalog.unblock_sweeps(&run).await?;
+        if unblocked > 0 {
+            println!(
+                "run {:?}: {unblocked} photos whose thumbnails the store refused to delete will be swept again",
+                run.name
+            );
+        }
+    }
     catalog.close().await;
     println!(
         "run {:?} {}: enqueued {} couples now, {} in all (originals: {}, quality {}, target score {}, max quality {})",
@@ -62,10 +84,11 @@ fn message(run: &Run, job: &CoupleJob) -> OutgoingMessage {
     }
 }
 
-/// Enqueues every couple after the run's checkpoint. The checkpoint moves after each batch is
-/// sent, so a launch killed at any point and re-run continues where it stopped; a crash between a
-/// send and its checkpoint re-sends that one batch, which the embedded queue drops as duplicates
-/// (by dedup id) and the workers' idempotent writes absorb on other queues.
+/// Enqueues every couple after the run's checkpoint, a page at a time: one catalog read, one
+/// [`JobQueue::send_many`] (batches of ten, several in flight, or one transaction on the SQLite
+/// queue) and one checkpoint write per page. A launch killed at any point and re-run continues
+/// from the last page checkpointed; it re-sends at most that one page, which the embedded queue
+/// drops as duplicates (by dedup id) and the workers' idempotent writes absorb on other queues.
 pub async fn launch(
     catalog: &dyn Catalog,
     queue: &dyn JobQueue,
@@ -90,19 +113,15 @@ pub async fn launch(
         let Some(last) = page.last().map(|j| j.couple) else {
             break;
         };
-        for batch in page.chunks(MAX_BATCH) {
-            let messages: Vec<OutgoingMessage> = batch
-                .iter()
-                .filter(|j| !j.photos.is_empty())
-                .map(|j| message(&run, j))
-                .collect();
-            send_all(queue, &messages, &tally).await?;
-            let batch_last = batch.last().expect("chunks are not empty").couple;
-            catalog
-                .save_checkpoint(&run, batch_last, messages.len() as u64, &tally)
-                .await?;
-            report.enqueued_now += messages.len() as u64;
-        }
+        let messages: Vec<OutgoingMessage> = page
+            .iter()
+            .filter(|j| !j.photos.is_empty())
+            .map(|j| message(&run, j))
+            .collect();
+        send_all(queue, &messages, &tally).await?;
+        let sent = messages.len() as u64;
+        catalog.save_checkpoint(&run, last, sent, &tally).await?;
+        report.enqueued_now += sent;
         checkpoint.last_couple = Some(last);
     }
     catalog.finish_checkpoint(&run).await?;
@@ -121,7 +140,43 @@ pub async fn launch(
     Ok((run, report))
 }
 
-/// Sends a batch, re-sending the entries that failed, with backoff.
+/// Sends again every couple of the run with a photo not yet recorded, page by page. The messages
+/// get dedup ids of their own (the first ones' may be remembered by the queue); a couple delivered
+/// twice is harmless, since jobs are idempotent.
+pub async fn requeue(
+    catalog: &dyn Catalog,
+    queue: &dyn JobQueue,
+    run: &Run,
+) -> anyhow::Result<u64> {
+    let stamp = now_ms();
+    let tally = Tally::default();
+    let mut after = None;
+    let mut sent = 0u64;
+    loop {
+        let page = catalog
+            .unfinished_couples_after(run, after, PAGE, &tally)
+            .await?;
+        let Some(last) = page.last().map(|j| j.couple) else {
+            break;
+        };
+        let messages: Vec<OutgoingMessage> = page
+            .iter()
+            .filter(|j| !j.photos.is_empty())
+            .map(|j| {
+                let mut m = message(run, j);
+                m.dedup_id = format!("{}/requeue-{stamp}", m.dedup_id);
+                m
+            })
+            .collect();
+        send_all(queue, &messages, &tally).await?;
+        sent += messages.len() as u64;
+        after = Some(last);
+    }
+    Ok(sent)
+}
+
+/// Sends messages, re-sending the entries that failed (all of them after an error of the whole
+/// call), with backoff; the tally counts one request per batch of ten.
 async fn send_all(
     queue: &dyn JobQueue,
     messages: &[OutgoingMessage],
@@ -132,8 +187,8 @@ async fn send_all(
         if pending.is_empty() {
             return Ok(());
         }
-        tally.sqs(1);
-        let outcome = match queue.send_batch(&pending).await {
+        tally.sqs(pending.len().div_ceil(recast_queue::MAX_BATCH) as u64);
+        let outcome = match queue.send_many(&pending).await {
             Ok(o) => o,
             Err(e) if e.is_transient() && attempt < SEND_TRIES => {
                 tracing::warn!(error = %e, "send failed; retrying");

@@ -1,5 +1,8 @@
-//! `recast seed`: a demo catalog of couples whose photos and real JPEG thumbnails are in the store.
+//! `recast seed`: a demo store of couples' photos and real JPEG thumbnails. It writes the store
+//! only; the catalog is filled by `import` (a listing of the store through the key patterns),
+//! which `seed --db` and `demo` run themselves, so every run goes through the front door.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -7,8 +10,9 @@ use anyhow::{bail, Context};
 use bytes::Bytes;
 use futures::StreamExt;
 use indicatif::ProgressBar;
-use recast_catalog::{Catalog, NewCouple, NewPhoto, NewThumbnail};
+use recast_catalog::Catalog;
 use recast_core::{CoupleId, PhotoId};
+use recast_ops::import::{ImportOptions, ImportSummary, Patterns};
 use recast_store::ObjectStore;
 use recast_worker::CpuPool;
 
@@ -16,7 +20,7 @@ use crate::cli::SeedArgs;
 
 /// Longest side of each thumbnail size, largest first; `--thumbs N` takes the first N.
 const THUMB_SIZES: [u32; 6] = [1280, 960, 640, 320, 160, 80];
-/// Couples written to the catalog per transaction (after their objects are in the store).
+/// Couples whose objects are uploaded together.
 const COUPLES_PER_BATCH: usize = 100;
 /// Objects uploaded at once while seeding.
 const UPLOADS_IN_FLIGHT: usize = 32;
@@ -28,7 +32,6 @@ const SYNTH_SOURCES: u64 = 12;
 pub struct Source {
     pub bytes: Bytes,
     pub extension: String,
-    pub format: String,
     pub dimensions: Option<(u32, u32)>,
     pub thumbnails: Vec<(u32, Bytes)>,
 }
@@ -43,8 +46,10 @@ pub struct SeedPlan {
     pub synth_width: u32,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct SeedReport {
+    /// The originals' file extensions (one original key pattern each).
+    pub extensions: BTreeSet<String>,
     pub couples: u64,
     pub photos: u64,
     pub thumbnails: u64,
@@ -54,7 +59,6 @@ pub struct SeedReport {
 }
 
 pub async fn run(a: SeedArgs) -> anyhow::Result<()> {
-    let catalog = a.db.open().await?;
     let store = recast_store::open(&a.store)
         .await
         .context("failed to open the store")?;
@@ -66,8 +70,19 @@ pub async fn run(a: SeedArgs) -> anyhow::Result<()> {
         thumbs: a.thumbs,
         synth_width: 1600,
     };
-    let r = seed(&plan, catalog.as_ref(), store, &CpuPool::per_core(), None).await?;
-    catalog.close().await;
+    let catalog = match &a.db {
+        Some(db) => Some(
+            recast_catalog::open(db)
+                .await
+                .context("failed to open the catalog")?,
+        ),
+        None => None,
+    };
+    let first_ids = match &catalog {
+        Some(c) => c.max_ids().await?,
+        None => (CoupleId(0), PhotoId(0)),
+    };
+    let r = seed(&plan, first_ids, store.clone(), &CpuPool::per_core(), None).await?;
     println!(
         "seeded {} couples, {} photos, {} thumbnails ({:.1} MB){}",
         r.couples,
@@ -83,7 +98,60 @@ pub async fn run(a: SeedArgs) -> anyhow::Result<()> {
             String::new()
         }
     );
+    let patterns = seed_patterns(&r);
+    match catalog {
+        Some(catalog) => {
+            let imported = import_seeded(catalog.as_ref(), store, &a.store, &patterns).await;
+            catalog.close().await;
+            print!("{}", crate::import::human(&imported?));
+        }
+        None => {
+            let originals: String = patterns
+                .0
+                .iter()
+                .map(|p| format!(" --original '{p}'"))
+                .collect();
+            println!(
+                "import it into a catalog with:\n  recast import --db URL --from {}{originals} --thumbnail '{}'",
+                a.store, patterns.1[0]
+            );
+        }
+    }
     Ok(())
+}
+
+/// The key patterns of what `seed` writes: one original pattern per extension.
+pub fn seed_patterns(r: &SeedReport) -> (Vec<String>, Vec<String>) {
+    let originals = r
+        .extensions
+        .iter()
+        .map(|e| format!("photos/{{couple}}/{{photo}}.{e}"))
+        .collect();
+    (
+        originals,
+        vec![crate::cli::DEFAULT_THUMBNAIL_PATTERN.to_owned()],
+    )
+}
+
+/// Imports what `seed` wrote, as `recast import --from STORE` does: a listing of the store through
+/// the seed's key patterns.
+pub async fn import_seeded(
+    catalog: &dyn Catalog,
+    store: Arc<dyn ObjectStore>,
+    store_url: &str,
+    patterns: &(Vec<String>, Vec<String>),
+) -> anyhow::Result<ImportSummary> {
+    let patterns = Patterns::parse(&patterns.0, &patterns.1)?;
+    let mut source = recast_ops::import::listing_of(store, store_url);
+    recast_ops::import::import(
+        Some(catalog),
+        store_url,
+        source.as_mut(),
+        &patterns,
+        &ImportOptions::default(),
+    )
+    .await
+    .with_context(|| format!("failed to import {store_url}"))
 }
 
 /// Reads (or generates) the sources and makes their thumbnails on the CPU pool.
@@ -146,13 +214,12 @@ fn make_source(name: String, bytes: Bytes, sizes: &[u32]) -> Source {
         .map_or("jpg", |(_, e)| e)
         .to_lowercase();
     match recast_codec::decode(&bytes, recast_codec::DEFAULT_MAX_PIXELS) {
-        Ok((image, info)) => Source {
+        Ok((image, _info)) => Source {
             thumbnails: sizes
                 .iter()
                 .map(|&s| (s, Bytes::from(recast_codec::thumbnail_jpeg(&image, s, 85))))
                 .collect(),
             dimensions: Some((image.width(), image.height())),
-            format: info.format_name(),
             bytes,
             extension,
         },
@@ -169,7 +236,6 @@ fn make_source(name: String, bytes: Bytes, sizes: &[u32]) -> Source {
                     })
                     .collect(),
                 dimensions: None,
-                format: "unknown".into(),
                 bytes,
                 extension,
             }
@@ -184,17 +250,18 @@ fn photos_of(couple: CoupleId, min_photos: u32, max_photos: u32) -> u32 {
     rng.u32(min..=max_photos.max(min))
 }
 
-/// Seeds the couples. Objects are put before the catalog rows that name them, so the catalog never
-/// points at a missing object.
+/// Writes the couples' objects to the store, numbering couples and photos after `first_ids` (the
+/// catalog's highest ids, so that a second seed adds new couples). The catalog is filled
+/// afterwards by [`import_seeded`].
 pub async fn seed(
     plan: &SeedPlan,
-    catalog: &dyn Catalog,
+    first_ids: (CoupleId, PhotoId),
     store: Arc<dyn ObjectStore>,
     cpu: &CpuPool,
     bar: Option<&ProgressBar>,
 ) -> anyhow::Result<SeedReport> {
     let sources = load_sources(plan, cpu).await?;
-    let (max_couple, max_photo) = catalog.max_ids().await?;
+    let (max_couple, max_photo) = first_ids;
     let mut next_photo = max_photo.0 + 1;
     let mut source_index = 0usize;
     let mut report = SeedReport {
@@ -209,42 +276,22 @@ pub async fn seed(
         .map(|i| CoupleId(max_couple.0 + i))
         .collect();
     for batch in couple_ids.chunks(COUPLES_PER_BATCH) {
-        let mut couples = Vec::with_capacity(batch.len());
         let mut uploads: Vec<(String, Bytes)> = Vec::new();
         for &couple in batch {
-            let mut photos = Vec::new();
             for _ in 0..photos_of(couple, plan.min_photos, plan.max_photos) {
                 let source = &sources[source_index % sources.len()];
                 source_index += 1;
                 let id = PhotoId(next_photo);
                 next_photo += 1;
                 let key = format!("photos/{couple}/{id}.{}", source.extension);
-                uploads.push((key.clone(), source.bytes.clone()));
-                let thumbnails = source
-                    .thumbnails
-                    .iter()
-                    .map(|(size, bytes)| {
-                        let key = format!("thumbs/{couple}/{id}_{size}.jpg");
-                        uploads.push((key.clone(), bytes.clone()));
-                        NewThumbnail {
-                            key,
-                            bytes: bytes.len() as u64,
-                        }
-                    })
-                    .collect::<Vec<_>>();
-                report.thumbnails += thumbnails.len() as u64;
+                report.extensions.insert(source.extension.clone());
+                uploads.push((key, source.bytes.clone()));
+                for (size, bytes) in &source.thumbnails {
+                    uploads.push((format!("thumbs/{couple}/{id}_{size}.jpg"), bytes.clone()));
+                    report.thumbnails += 1;
+                }
                 report.photos += 1;
-                photos.push(NewPhoto {
-                    id,
-                    original_key: key,
-                    format: source.format.clone(),
-                    bytes: source.bytes.len() as u64,
-                    width: source.dimensions.map(|d| d.0),
-                    height: source.dimensions.map(|d| d.1),
-                    thumbnails,
-                });
             }
-            couples.push(NewCouple { id: couple, photos });
         }
         report.bytes += uploads.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
         let puts = uploads.into_iter().map(|(key, body)| {
@@ -262,13 +309,9 @@ pub async fn seed(
             .collect()
             .await;
         results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
-        catalog
-            .add_couples(&couples)
-            .await
-            .context("failed to add couples to the catalog")?;
-        report.couples += couples.len() as u64;
+        report.couples += batch.len() as u64;
         if let Some(bar) = bar {
-            bar.inc(couples.len() as u64);
+            bar.inc(batch.len() as u64);
         }
     }
     Ok(report)

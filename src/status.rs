@@ -14,7 +14,11 @@ pub async fn run(a: StatusArgs) -> anyhow::Result<()> {
         return watched;
     }
     let run = catalog.run(a.run.as_deref()).await?;
-    let status = catalog.status(&run).await?;
+    let status = if a.recount {
+        crate::recount::recount(catalog.as_ref(), &run).await?
+    } else {
+        catalog.status(&run).await?
+    };
     let workers = catalog.workers(&run.name).await?;
     let budgets = catalog.budgets(&run.name).await?;
     catalog.close().await;
@@ -54,6 +58,8 @@ pub fn to_json(s: &RunStatus) -> serde_json::Value {
         "status": s,
         "photos_total": s.photos_total(),
         "complete": s.is_complete(),
+        "couples_unfinished": s.couples_unfinished(),
+        "oldest_unfinished_age_secs": oldest_unfinished_age(s).map(|d| d.as_secs()),
         "objects_before": objects_before,
         "objects_after": objects_after,
         "bytes_before": bytes_before,
@@ -62,16 +68,36 @@ pub fn to_json(s: &RunStatus) -> serde_json::Value {
     })
 }
 
+/// How long ago the oldest unfinished couple was enqueued: a couple enqueued for longer than the
+/// queue's retention (14 days at most) has lost its message, and `launch --requeue` sends it again.
+pub fn oldest_unfinished_age(s: &RunStatus) -> Option<std::time::Duration> {
+    let at = s.oldest_unfinished_enqueued_ms?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_millis() as i64;
+    Some(std::time::Duration::from_millis(
+        now.saturating_sub(at).max(0) as u64,
+    ))
+}
+
+/// An age in its largest whole unit or two: "45s", "12m 5s", "3h 20m", "2d 4h".
+fn age_words(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {}s", s / 60, s % 60),
+        3600..86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
 fn reduction(before: u64, after: u64) -> f64 {
     if before == 0 {
         0.0
     } else {
         100.0 * (before as f64 - after as f64) / before as f64
     }
-}
-
-pub fn mb(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
 fn per(n: u64, d: u64) -> String {
@@ -97,7 +123,7 @@ pub fn render(s: &RunStatus) -> String {
     );
     let _ = writeln!(
         out,
-        "couples   {} total, {} enqueued{}, {} complete",
+        "couples   {} total, {} enqueued{}, {} complete, {} enqueued but unfinished{}",
         s.couples_total,
         s.couples_enqueued,
         if s.producer_finished {
@@ -105,7 +131,12 @@ pub fn render(s: &RunStatus) -> String {
         } else {
             " (launch not finished)"
         },
-        s.couples_complete
+        s.couples_complete,
+        s.couples_unfinished(),
+        match oldest_unfinished_age(s) {
+            Some(age) => format!(" (oldest enqueued {} ago)", age_words(age)),
+            None => String::new(),
+        }
     );
     let states = [
         PhotoState::Pending,
@@ -126,8 +157,8 @@ pub fn render(s: &RunStatus) -> String {
     let _ = writeln!(
         out,
         "bytes     {} before -> {} now ({:.1}% less)",
-        mb(bytes_before),
-        mb(bytes_after),
+        crate::tables::bytes(bytes_before),
+        crate::tables::bytes(bytes_after),
         reduction(bytes_before, bytes_after)
     );
     if !s.kept.is_empty() {
@@ -141,6 +172,13 @@ pub fn render(s: &RunStatus) -> String {
     if !s.failures.is_empty() {
         let f: Vec<String> = s.failures.iter().map(|(r, n)| format!("{r} {n}")).collect();
         let _ = writeln!(out, "failures  {}", f.join(", "));
+    }
+    if s.sweep_blocked > 0 {
+        let _ = writeln!(
+            out,
+            "blocked   {} photos whose thumbnails the store refuses to delete (see the workers' log for the keys; fix the policy or lock, then `recast launch --requeue`)",
+            s.sweep_blocked
+        );
     }
     let r = &s.requests;
     let _ = writeln!(

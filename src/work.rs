@@ -26,6 +26,7 @@ pub fn worker_config(
         exit_when_idle,
         max_pixels: t.max_pixels,
         sweep_lease: t.sweep_lease,
+        sweep_max_wait: t.sweep_max_wait,
         fleet: FleetSettings {
             run_name: f.run.clone(),
             heartbeat: f.heartbeat,
@@ -50,13 +51,21 @@ pub async fn run(a: WorkArgs) -> anyhow::Result<()> {
             .with_context(|| format!("failed to serve metrics on {addr}"))?;
         tracing::info!(%addr, "serving Prometheus metrics at /metrics");
     }
-    let catalog = a.db.open().await?;
+    crate::preflight::credentials(&[&a.store, &a.queue]).await?;
+    let catalog = crate::preflight::catalog_opened(
+        recast_catalog::open_with(&a.db.db, a.db.db_pool).await,
+        &a.db.db,
+    )?;
     let store = recast_store::open(&a.store)
         .await
         .context("failed to open the store")?;
     let queue = recast_queue::open(&a.queue)
         .await
         .context("failed to open the queue")?;
+    crate::preflight::queue(queue.as_ref(), &a.queue).await?;
+    let run = crate::preflight::run(catalog.as_ref(), &a.fleet.run).await?;
+    crate::preflight::queue_binding(catalog.as_ref(), &run, &a.queue, false).await?;
+    crate::preflight::store(store.as_ref(), catalog.as_ref(), &a.store).await?;
     let cpu = a
         .tuning
         .cpu_threads
@@ -73,7 +82,13 @@ pub async fn run(a: WorkArgs) -> anyhow::Result<()> {
     );
     let stop = CancellationToken::new();
     tokio::spawn(stop_on_signal(stop.clone()));
-    if a.fleet.spot_watch != SpotWatch::Off {
+    // Off EC2 (decided locally), `auto` sends nothing to the metadata address.
+    let watch = match a.fleet.spot_watch {
+        SpotWatch::On => true,
+        SpotWatch::Off => false,
+        SpotWatch::Auto => recast_aws::on_ec2(),
+    };
+    if watch {
         tokio::spawn(stop_on_interruption(
             stop.clone(),
             a.fleet.spot_poll,
@@ -91,6 +106,9 @@ pub async fn run(a: WorkArgs) -> anyhow::Result<()> {
         summary.jobs_deferred,
         summary.jobs_dead_lettered
     );
+    if let Some(reason) = worker.fatal() {
+        anyhow::bail!("the worker stopped: {reason}");
+    }
     Ok(())
 }
 

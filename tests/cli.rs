@@ -20,32 +20,22 @@ fn tiny_photos(env: &Env) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_launch_resumes_and_never_enqueues_a_couple_twice() {
-    const COUPLES: usize = 1500;
+    // Enough couples for many of launch's pages (1,000 couples each), so that a kill often lands
+    // between two checkpoints; catalog rows only, since launch reads no photo.
+    const COUPLES: usize = 20_000;
     let env = Env::new();
     let (db, queue) = (env.db(), env.queue());
-    let photos = tiny_photos(&env);
-    env.ok(&[
-        "seed",
-        "--db",
-        &db,
-        "--store",
-        &env.store(),
-        "--photos",
-        &photos,
-        "--couples",
-        &COUPLES.to_string(),
-        "--max-photos",
-        "2",
-        "--thumbs",
-        "1",
-    ]);
-    let launch = ["launch", "--db", &db, "--queue", &queue, "--run", "r1"];
     let catalog = recast_catalog::open(&db).await.unwrap();
+    catalog
+        .add_couples(&common::catalog_couples(COUPLES as i64, |_| false))
+        .await
+        .unwrap();
+    let launch = ["launch", "--db", &db, "--queue", &queue, "--run", "r1"];
     // Kill launches at random moments until some were killed half-way through.
     let mut halfway = 0;
     for _ in 0..40 {
         let mut child = env.recast(&launch).stdout(Stdio::null()).spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(fastrand::u64(30..150)));
+        std::thread::sleep(Duration::from_millis(fastrand::u64(50..1500)));
         child.kill().unwrap();
         child.wait().unwrap();
         let Ok(run) = catalog.run(Some("r1")).await else {

@@ -27,7 +27,9 @@ async fn sigkilled_workers_lose_nothing_on_postgres_s3_sqs() {
 
 async fn crash_test(env: Env) {
     let photos = env.photos_with_corrupt();
-    let (db, store, queue) = (env.db(), env.store(), env.queue());
+    // On the services the queue is SQS (moto), else the embedded one.
+    let queue = env.sqs_queue().unwrap_or_else(|| env.queue());
+    let (db, store) = (env.db(), env.store());
     env.ok(&[
         "seed",
         "--db",

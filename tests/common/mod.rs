@@ -8,6 +8,15 @@ use std::process::{Command, Output};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_recast");
 
+/// A port on 127.0.0.1 that nothing listens on now (for a server a test starts itself).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// ../shared/photos beside the repository, or RECAST_TEST_PHOTOS.
 pub fn shared_photos() -> PathBuf {
     let dir = std::env::var_os("RECAST_TEST_PHOTOS")
@@ -90,6 +99,12 @@ impl Env {
         )
     }
 
+    /// The SQS queue created on the test server by [`Env::on_services`] (`queue` stays the
+    /// embedded one).
+    pub fn sqs_queue(&self) -> Option<String> {
+        self.services.as_ref().map(|(_, _, q)| q.clone())
+    }
+
     /// A folder with the shared photos plus one corrupt file, for `seed --photos`.
     pub fn photos_with_corrupt(&self) -> PathBuf {
         let dir = self.path("photos");
@@ -130,4 +145,37 @@ pub fn assert_success(out: &Output, args: &[&str]) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Catalog rows for couples 1..=n, each with two photos and a thumbnail per photo, except the
+/// couples `without_photos` picks: for tests of launch and status, which need no stored objects.
+pub fn catalog_couples(
+    n: i64,
+    without_photos: impl Fn(i64) -> bool,
+) -> Vec<recast_catalog::NewCouple> {
+    use recast_core::{CoupleId, PhotoId};
+    (1..=n)
+        .map(|c| recast_catalog::NewCouple {
+            id: CoupleId(c),
+            photos: if without_photos(c) {
+                Vec::new()
+            } else {
+                [2 * c - 1, 2 * c]
+                    .into_iter()
+                    .map(|p| recast_catalog::NewPhoto {
+                        id: PhotoId(p),
+                        original_key: format!("photos/{c}/{p}.jpg"),
+                        format: "jpeg".into(),
+                        bytes: 1000,
+                        width: Some(64),
+                        height: Some(48),
+                        thumbnails: vec![recast_catalog::NewThumbnail {
+                            key: format!("thumbs/{c}/{p}_160.jpg"),
+                            bytes: 100,
+                        }],
+                    })
+                    .collect()
+            },
+        })
+        .collect()
 }

@@ -3,6 +3,7 @@
 //! The endpoint is the AWS-standard one: `AWS_EC2_METADATA_SERVICE_ENDPOINT`, else
 //! `http://169.254.169.254`.
 
+use std::path::Path;
 use std::time::Duration;
 
 use aws_config::imds::client::error::ImdsError;
@@ -62,6 +63,43 @@ async fn look(client: &Client) -> Result<Option<Interruption>, ImdsError> {
     Ok(None)
 }
 
+/// Whether this machine is an EC2 instance, decided locally (no request leaves it), as the AWS
+/// SDKs and cloud-init do: `AWS_EC2_METADATA_DISABLED=true` says no; an explicit
+/// `AWS_EC2_METADATA_SERVICE_ENDPOINT` says yes (the operator named the service); otherwise the
+/// DMI tables of the firmware: a board asset tag that is an instance id (`i-…`, Nitro), or a
+/// system vendor, product or BIOS vendor naming Amazon EC2 (Xen instances say `amazon` in their
+/// BIOS version).
+pub fn on_ec2() -> bool {
+    on_ec2_with(
+        |k| std::env::var(k).ok(),
+        |f| std::fs::read_to_string(Path::new(DMI).join(f)).ok(),
+    )
+}
+
+const DMI: &str = "/sys/class/dmi/id";
+
+fn on_ec2_with(env: impl Fn(&str) -> Option<String>, dmi: impl Fn(&str) -> Option<String>) -> bool {
+    if env("AWS_EC2_METADATA_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
+        return false;
+    }
+    if env("AWS_EC2_METADATA_SERVICE_ENDPOINT").is_some_and(|v| !v.trim().is_empty()) {
+        return true;
+    }
+    if dmi("board_asset_tag").is_some_and(|t| t.trim().starts_with("i-")) {
+        return true;
+    }
+    let names_ec2 = |f: &str| {
+        dmi(f).is_some_and(|v| {
+            let v = v.trim().to_ascii_lowercase();
+            v.contains("amazon ec2") || v == "ec2"
+        })
+    };
+    names_ec2("sys_vendor")
+        || names_ec2("product_name")
+        || names_ec2("bios_vendor")
+        || dmi("bios_version").is_some_and(|v| v.to_ascii_lowercase().contains("amazon"))
+}
+
 /// Polls every `every` until a notice comes, and returns it. Without `required`, a metadata
 /// service that cannot be reached three times in a row (not on EC2) ends the watch with `None`;
 /// with it, failures are logged and polling goes on.
@@ -82,5 +120,46 @@ pub async fn watch_interruptions(every: Duration, required: bool) -> Option<Inte
             }
         }
         tokio::time::sleep(every).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::on_ec2_with;
+
+    fn decide(env: &[(&str, &str)], dmi: &[(&str, &str)]) -> bool {
+        on_ec2_with(
+            |k| {
+                env.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            },
+            |f| {
+                dmi.iter()
+                    .find(|(n, _)| *n == f)
+                    .map(|(_, v)| format!("{v}\n"))
+            },
+        )
+    }
+
+    #[test]
+    fn ec2_is_decided_from_dmi_and_the_environment() {
+        assert!(!decide(&[], &[]), "no DMI: not EC2");
+        assert!(!decide(
+            &[],
+            &[("sys_vendor", "QEMU"), ("product_name", "Standard PC")]
+        ));
+        assert!(decide(&[], &[("board_asset_tag", "i-0123456789abcdef0")]));
+        assert!(decide(&[], &[("sys_vendor", "Amazon EC2")]));
+        assert!(decide(&[], &[("bios_vendor", "Amazon EC2")]));
+        assert!(decide(&[], &[("bios_version", "4.11.amazon")]));
+        assert!(!decide(
+            &[("AWS_EC2_METADATA_DISABLED", "true")],
+            &[("sys_vendor", "Amazon EC2")]
+        ));
+        assert!(decide(
+            &[("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9")],
+            &[]
+        ));
     }
 }

@@ -26,7 +26,7 @@ use crate::{
 /// - A run's settings are frozen when it is created; `ensure_run` on an existing run returns the
 ///   stored settings, whatever it is passed.
 #[async_trait]
-pub trait Catalog: Send + Sync + Debug {
+pub trait Catalog: crate::RunTail + crate::CatalogImport + Send + Sync + Debug {
     /// Adds couples with their photos and thumbnails, in one transaction.
     async fn add_couples(&self, couples: &[NewCouple]) -> Result<(), CatalogError>;
 
@@ -125,8 +125,17 @@ pub trait Catalog: Send + Sync + Debug {
     async fn record_attempt(&self, attempt: &JobAttempt, tally: &Tally)
         -> Result<(), CatalogError>;
 
-    /// Totals of a run for `status` and `demo`.
+    /// Totals of a run for `status` and `demo`, read from counters the writes keep (a few rows,
+    /// whatever the catalog's size): equal to [`Catalog::recount`] unless the counters drifted.
     async fn status(&self, run: &Run) -> Result<RunStatus, CatalogError>;
+
+    /// The same totals as [`Catalog::status`] by a full scan of photos, thumbnails, progress and
+    /// attempts: the reference the counters are checked against (`status --recount`).
+    async fn recount(&self, run: &Run) -> Result<RunStatus, CatalogError>;
+
+    /// Rewrites the catalog's counters and the run's from a full scan, in one transaction that
+    /// holds concurrent writers until it ends (their counts then add on top of the scan's).
+    async fn repair_counters(&self, run: &Run) -> Result<(), CatalogError>;
 
     /// Every progress row of the run, for audits and tests (not for the hot path).
     async fn all_progress(&self, run: &Run) -> Result<Vec<ProgressRow>, CatalogError>;
@@ -189,8 +198,12 @@ pub trait Catalog: Send + Sync + Debug {
     // Operators' reports (`plan`, `report`, `verify`): reads only, not on the hot path, so they
     // take no tally. They work on a catalog opened read-only ([`crate::open_read_only`]).
 
-    /// What the catalog holds, whatever any run did: `plan` predicts a run over all of it.
+    /// What the catalog holds, whatever any run did: `plan` predicts a run over all of it. Read
+    /// from counters (a few rows).
     async fn totals(&self) -> Result<CatalogTotals, CatalogError>;
+
+    /// The same totals as [`Catalog::totals`] by a full scan.
+    async fn recount_totals(&self) -> Result<CatalogTotals, CatalogError>;
 
     /// Up to `n` distinct photos picked at random, the same ones for the same `seed`: points drawn
     /// uniformly over the photo ids, each taking the first photo at or after it (one indexed

@@ -4,8 +4,13 @@
 //! Backends: SQLite (`sqlite://path`) and PostgreSQL (`postgres://...`).
 
 mod catalog;
+mod counters;
+#[cfg(test)]
+mod counters_race;
 mod error;
 mod fleet;
+mod import;
+mod import_unit;
 mod model;
 mod postgres;
 mod reporting;
@@ -13,12 +18,22 @@ mod rows;
 mod schema;
 mod sqlite;
 mod status;
+mod tail;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance_counters;
+pub mod conformance_import;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance_open;
 
 pub use catalog::Catalog;
 pub use error::CatalogError;
+pub use import::{
+    CatalogImport, ExportRow, ImportCheckpoint, ImportResolved, ObjectKind, StagedObject,
+};
+pub use import_unit::{BatchAdded, ImportUnit};
 pub use model::{
     Checkpoint, CoupleJob, FleetView, Heartbeat, JobAttempt, Lease, NewCouple, NewPhoto,
     NewThumbnail, ProgressRow, ProgressUpdate, Run, SweepItem, WebpRecord, WorkerInfo,
@@ -28,6 +43,7 @@ pub use postgres::PgCatalog;
 pub use reporting::{AttemptBucket, AuditPhoto, ProgressBucket, SamplePhoto, WorkerSpan};
 pub use sqlite::SqliteCatalog;
 pub use status::{RunStatus, StateTotals};
+pub use tail::{queue_identity, RunTail};
 
 use std::sync::Arc;
 

@@ -48,7 +48,12 @@ impl PgCatalog {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await?;
-        MIGRATOR.run(&pool).await?;
+        let applied = sqlx::query_as(crate::schema::APPLIED_CHECKSUMS)
+            .fetch_all(&pool)
+            .await;
+        if !crate::schema::is_current(applied, &MIGRATOR) {
+            MIGRATOR.run(&pool).await?;
+        }
         Ok(PgCatalog { pool })
     }
 
@@ -131,6 +136,12 @@ fn push_attempt(q: &mut QueryBuilder<'_, Postgres>, a: &JobAttempt, own_statemen
 }
 
 crate::fleet::shared_fleet_methods!(PgCatalog);
+crate::counters::shared_counter_methods!(
+    PgCatalog,
+    "LOCK TABLE catalog_counters, run_state_counters, run_reason_counters, run_attempt_counters, run_complete_couples IN EXCLUSIVE MODE"
+);
+
+crate::import::shared_import_methods!(PgCatalog, crate::import_unit::PgUnit);
 
 #[async_trait]
 impl Catalog for PgCatalog {
@@ -407,6 +418,7 @@ impl Catalog for PgCatalog {
                  SELECT photo_id FROM photo_progress
                  WHERE run_id = $1 AND state IN ({states})
                    AND (sweep_owner IS NULL OR sweep_until < $3)
+                   AND sweep_blocked IS NULL
                  ORDER BY photo_id LIMIT $4
                  FOR UPDATE SKIP LOCKED),
              claimed AS (
@@ -432,7 +444,7 @@ impl Catalog for PgCatalog {
     async fn sweep_backlog(&self, run: &Run, tally: &Tally) -> Result<u64, CatalogError> {
         tally.db(1);
         let (n,): (i64,) = sqlx::query_as(&format!(
-            "SELECT count(*) FROM photo_progress WHERE run_id = $1 AND state IN ({})",
+            "SELECT count(*) FROM photo_progress WHERE run_id = $1 AND state IN ({}) AND sweep_blocked IS NULL",
             sweepable_states(run)
         ))
         .bind(run.id.0)
@@ -479,6 +491,14 @@ impl Catalog for PgCatalog {
     }
 
     async fn status(&self, run: &Run) -> Result<RunStatus, CatalogError> {
+        self.counted_status(run).await
+    }
+
+    async fn repair_counters(&self, run: &Run) -> Result<(), CatalogError> {
+        self.repair_run_counters(run).await
+    }
+
+    async fn recount(&self, run: &Run) -> Result<RunStatus, CatalogError> {
         let mut status = RunStatus {
             run: run.name.clone(),
             originals: run.settings.originals,
@@ -547,6 +567,8 @@ impl Catalog for PgCatalog {
         let cp = self.checkpoint(run).await?;
         status.couples_enqueued = cp.enqueued;
         status.producer_finished = cp.finished;
+        status.oldest_unfinished_enqueued_ms = self.oldest_open(run).await?;
+        status.sweep_blocked = crate::RunTail::sweep_blocked(self, run).await?;
         Ok(status)
     }
 
@@ -654,6 +676,10 @@ impl Catalog for PgCatalog {
     }
 
     async fn totals(&self) -> Result<CatalogTotals, CatalogError> {
+        self.counted_totals().await
+    }
+
+    async fn recount_totals(&self) -> Result<CatalogTotals, CatalogError> {
         let row: TotalsRow = sqlx::query_as(
             "SELECT (SELECT count(DISTINCT couple_id) FROM photos),
                     (SELECT count(*) FROM photos), (SELECT coalesce(sum(bytes), 0)::bigint FROM photos),
@@ -668,7 +694,7 @@ impl Catalog for PgCatalog {
 
     async fn sample_photos(&self, n: u32, seed: u64) -> Result<Vec<SamplePhoto>, CatalogError> {
         let (count, min, max): (i64, Option<i64>, Option<i64>) =
-            sqlx::query_as("SELECT count(*), min(id), max(id) FROM photos")
+            sqlx::query_as(crate::counters::PHOTO_ID_RANGE)
                 .fetch_one(&self.pool)
                 .await?;
         let columns = "SELECT id, original_key, bytes, width, height FROM photos";
@@ -828,3 +854,5 @@ fn push_release<'a>(
         .push_bind(a.worker.clone())
         .push(")");
 }
+
+crate::tail::tail_methods!(PgCatalog);

@@ -66,7 +66,12 @@ impl SqliteCatalog {
             .max_connections(4)
             .connect_with(options)
             .await?;
-        MIGRATOR.run(&pool).await?;
+        let applied = sqlx::query_as(crate::schema::APPLIED_CHECKSUMS)
+            .fetch_all(&pool)
+            .await;
+        if !crate::schema::is_current(applied, &MIGRATOR) {
+            MIGRATOR.run(&pool).await?;
+        }
         Ok(SqliteCatalog { pool })
     }
 
@@ -129,6 +134,9 @@ impl SqliteCatalog {
 }
 
 crate::fleet::shared_fleet_methods!(SqliteCatalog);
+crate::counters::shared_counter_methods!(SqliteCatalog, "");
+
+crate::import::shared_import_methods!(SqliteCatalog, crate::import_unit::SqliteUnit);
 
 #[async_trait]
 impl Catalog for SqliteCatalog {
@@ -406,6 +414,7 @@ impl Catalog for SqliteCatalog {
                  SELECT photo_id FROM photo_progress
                  WHERE run_id = ? AND state IN ({sweepable})
                    AND (sweep_owner IS NULL OR sweep_until < ?)
+                   AND sweep_blocked IS NULL
                  ORDER BY photo_id LIMIT ?)
              RETURNING photo_id"
         ))
@@ -441,7 +450,7 @@ impl Catalog for SqliteCatalog {
     async fn sweep_backlog(&self, run: &Run, tally: &Tally) -> Result<u64, CatalogError> {
         tally.db(1);
         let (n,): (i64,) = sqlx::query_as(&format!(
-            "SELECT count(*) FROM photo_progress WHERE run_id = ? AND state IN ({})",
+            "SELECT count(*) FROM photo_progress WHERE run_id = ? AND state IN ({}) AND sweep_blocked IS NULL",
             sweepable_states(run)
         ))
         .bind(run.id.0)
@@ -486,6 +495,14 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn status(&self, run: &Run) -> Result<RunStatus, CatalogError> {
+        self.counted_status(run).await
+    }
+
+    async fn repair_counters(&self, run: &Run) -> Result<(), CatalogError> {
+        self.repair_run_counters(run).await
+    }
+
+    async fn recount(&self, run: &Run) -> Result<RunStatus, CatalogError> {
         let mut status = RunStatus {
             run: run.name.clone(),
             originals: run.settings.originals,
@@ -557,6 +574,8 @@ impl Catalog for SqliteCatalog {
         let cp = self.checkpoint(run).await?;
         status.couples_enqueued = cp.enqueued;
         status.producer_finished = cp.finished;
+        status.oldest_unfinished_enqueued_ms = self.oldest_open(run).await?;
+        status.sweep_blocked = crate::RunTail::sweep_blocked(self, run).await?;
         Ok(status)
     }
 
@@ -655,6 +674,10 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn totals(&self) -> Result<CatalogTotals, CatalogError> {
+        self.counted_totals().await
+    }
+
+    async fn recount_totals(&self) -> Result<CatalogTotals, CatalogError> {
         let row: TotalsRow = sqlx::query_as(
             "SELECT (SELECT count(DISTINCT couple_id) FROM photos),
                     (SELECT count(*) FROM photos), (SELECT coalesce(sum(bytes), 0) FROM photos),
@@ -669,7 +692,7 @@ impl Catalog for SqliteCatalog {
 
     async fn sample_photos(&self, n: u32, seed: u64) -> Result<Vec<SamplePhoto>, CatalogError> {
         let (count, min, max): (i64, Option<i64>, Option<i64>) =
-            sqlx::query_as("SELECT count(*), min(id), max(id) FROM photos")
+            sqlx::query_as(crate::counters::PHOTO_ID_RANGE)
                 .fetch_one(&self.pool)
                 .await?;
         let columns = "SELECT id, original_key, bytes, width, height FROM photos";
@@ -878,3 +901,5 @@ mod tests {
         assert!(err.to_string().contains("no recast schema"), "{err}");
     }
 }
+
+crate::tail::tail_methods!(SqliteCatalog);

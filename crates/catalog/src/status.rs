@@ -25,6 +25,10 @@ pub struct RunStatus {
     pub couples_enqueued: u64,
     pub producer_finished: bool,
     pub couples_complete: u64,
+    /// When the oldest couple enqueued but unfinished was first enqueued (Unix ms), if any.
+    pub oldest_unfinished_enqueued_ms: Option<i64>,
+    /// Photos whose thumbnails the store refused to delete (not swept until `launch --requeue`).
+    pub sweep_blocked: u64,
     pub by_state: BTreeMap<String, StateTotals>,
     pub failures: BTreeMap<String, u64>,
     /// Photos that keep their original, by reason (not failures).
@@ -38,6 +42,12 @@ pub struct RunStatus {
 impl RunStatus {
     fn state(&self, s: PhotoState) -> StateTotals {
         self.by_state.get(s.as_str()).copied().unwrap_or_default()
+    }
+
+    /// Couples enqueued whose job has not completed yet: in the queue, running, or lost (a purge,
+    /// the queue's retention, a wrong queue — `launch --requeue` sends them again).
+    pub fn couples_unfinished(&self) -> u64 {
+        self.couples_enqueued.saturating_sub(self.couples_complete)
     }
 
     pub fn photos_total(&self) -> u64 {

@@ -11,6 +11,7 @@ mod error;
 mod exif;
 mod gif_frames;
 mod quality;
+mod scaled;
 mod search;
 mod synth;
 mod thumbnail;
@@ -24,6 +25,7 @@ pub use decode::{decode, decode_with_metadata, probe, Decoded, ImageInfo, DEFAUL
 pub use encode::{encode_webp, transcode, EncodeOptions, Transcoded};
 pub use error::CodecError;
 pub use quality::{quality_score, DEFAULT_COMPARE_PIXELS, TILE_SIDE};
+pub use scaled::{ScaledImage, ScaledJpeg, Unscalable};
 pub use search::{
     choose_quality, Choice, Prober, DEFAULT_PROBE_PIXELS, MIN_QUALITY, PROBE_MARGIN,
     PROBE_TILE_SIDE,

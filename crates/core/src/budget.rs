@@ -1,5 +1,5 @@
 //! Fleet-wide budgets: limits that hold for the whole fleet of a run and are shared out among its
-//! live workers (DESIGN.md, "Limits").
+//! live workers (docs/architecture.md, "The fleet").
 
 use serde::{Deserialize, Serialize};
 

@@ -78,7 +78,7 @@ pub struct Fleet {
     pub attempt_statement: bool,
 }
 
-/// Fleet-wide budgets (DESIGN.md), and the database's capacity, which no budget states.
+/// Fleet-wide budgets (docs/architecture.md, "The fleet"), and the database's capacity, which no budget states.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct PlanBudgets {
     pub s3_deletes_per_minute: f64,

@@ -1,4 +1,4 @@
-//! The photo state machine of DESIGN.md:
+//! The photo state machine (docs/architecture.md):
 //!
 //! ```text
 //! pending ──encode+put──▶ stored ──record──▶ switched ──delete thumbs──▶ thumbs_gone ──(policy)──▶ done
@@ -152,6 +152,11 @@ pub enum FailureReason {
     TooLarge,
     /// The encoder refused the image.
     Encode,
+    /// The store denies reading the original (S3 `AccessDenied`): permanent until a policy
+    /// changes, so it is recorded at once rather than retried.
+    AccessDenied,
+    /// The store refused the original's request for another permanent reason.
+    StoreRefused,
 }
 
 impl FailureReason {
@@ -161,6 +166,8 @@ impl FailureReason {
             FailureReason::Undecodable => "undecodable",
             FailureReason::TooLarge => "too_large",
             FailureReason::Encode => "encode_failed",
+            FailureReason::AccessDenied => "access_denied",
+            FailureReason::StoreRefused => "store_refused",
         }
     }
 }

@@ -19,6 +19,7 @@ fn msg(id: &str) -> OutgoingMessage {
 
 pub async fn run_all(q: &dyn JobQueue, max_receives: u32) {
     send_receive_delete(q).await;
+    send_many_sends_every_message(q).await;
     batch_limits(q).await;
     visibility_timeout_redelivers_with_count(q).await;
     change_visibility_releases_and_extends(q).await;
@@ -60,6 +61,28 @@ pub async fn send_receive_delete(q: &dyn JobQueue) {
     let receipts: Vec<_> = got.iter().map(|m| m.receipt.clone()).collect();
     let deleted = q.delete_batch(&receipts).await.unwrap();
     assert!(deleted.iter().all(Result::is_ok), "{deleted:?}");
+    assert!(q.stats().await.unwrap().is_drained());
+}
+
+/// More than a batch at once (`launch` sends a page of couples so): each message once.
+pub async fn send_many_sends_every_message(q: &dyn JobQueue) {
+    let sent: Vec<_> = (0..3 * MAX_BATCH + 5)
+        .map(|i| msg(&format!("many{i}")))
+        .collect();
+    let outcome = q.send_many(&sent).await.unwrap();
+    assert_eq!(outcome.len(), sent.len());
+    assert!(outcome.iter().all(Result::is_ok), "{outcome:?}");
+    let got = receive_all(q, LONG).await;
+    let mut bodies: Vec<_> = got.iter().map(|m| m.body.clone()).collect();
+    bodies.sort();
+    let mut expected: Vec<_> = sent.iter().map(|m| m.body.clone()).collect();
+    expected.sort();
+    assert_eq!(bodies, expected);
+    let receipts: Vec<_> = got.iter().map(|m| m.receipt.clone()).collect();
+    for chunk in receipts.chunks(MAX_BATCH) {
+        let out = q.delete_batch(chunk).await.unwrap();
+        assert!(out.iter().all(Result::is_ok), "{out:?}");
+    }
     assert!(q.stats().await.unwrap().is_drained());
 }
 

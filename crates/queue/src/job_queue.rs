@@ -8,6 +8,10 @@ use crate::QueueError;
 /// The most messages one send, receive or delete call takes (SQS's batch limit).
 pub const MAX_BATCH: usize = 10;
 
+/// Batches that [`JobQueue::send_many`] keeps in flight at once by default: SQS answers each in a
+/// round trip, and ten at a time hide most of it.
+pub const SENDS_IN_FLIGHT: usize = 10;
+
 /// A message to send. `dedup_id` names what the message is about (a run and a couple): a backend
 /// that can deduplicate sends drops a second message with the same id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +67,28 @@ pub type BatchOutcome = Vec<Result<(), QueueError>>;
 #[async_trait]
 pub trait JobQueue: Send + Sync + Debug {
     async fn send_batch(&self, messages: &[OutgoingMessage]) -> Result<BatchOutcome, QueueError>;
+
+    /// Sends any number of messages and reports each one's outcome, in order. By default in
+    /// batches of [`MAX_BATCH`], [`SENDS_IN_FLIGHT`] batches at once; a backend that writes many
+    /// messages cheaper at once overrides it (the SQLite queue: one transaction). An error of a
+    /// whole batch is the call's error, once the other batches in flight have answered: some
+    /// messages may then have been sent, and a retry sends them again (a duplicate, which jobs
+    /// absorb).
+    async fn send_many(&self, messages: &[OutgoingMessage]) -> Result<BatchOutcome, QueueError> {
+        let mut out = Vec::with_capacity(messages.len());
+        for group in messages.chunks(MAX_BATCH * SENDS_IN_FLIGHT) {
+            // Collected before the await, so that the future holds no closure (it must be Send).
+            let sends: Vec<_> = group
+                .chunks(MAX_BATCH)
+                .map(|b| self.send_batch(b))
+                .collect();
+            let answers = futures::future::join_all(sends).await;
+            for answer in answers {
+                out.extend(answer?);
+            }
+        }
+        Ok(out)
+    }
 
     async fn receive(
         &self,

@@ -14,6 +14,7 @@ pub mod conformance;
 pub use error::QueueError;
 pub use job_queue::{
     BatchOutcome, JobQueue, OutgoingMessage, QueueStats, Receipt, ReceivedMessage, MAX_BATCH,
+    SENDS_IN_FLIGHT,
 };
 pub use sqlite::{SqliteQueue, SqliteQueueOptions};
 pub use sqs::{SqsQueue, SqsQueueSpec};

@@ -62,9 +62,22 @@ fn service_error<
         err.code(),
         Some("ServiceUnavailable" | "InternalError" | "ThrottlingException" | "RequestThrottled")
     );
-    QueueError::Service {
-        message: format!("{what}: {}", aws_sdk_sqs::error::DisplayErrorContext(&err)),
-        transient,
+    let message = format!("{what}: {}", aws_sdk_sqs::error::DisplayErrorContext(&err));
+    match err.code() {
+        Some(
+            "AWS.SimpleQueueService.NonExistentQueue"
+            | "QueueDoesNotExist"
+            | "AWS.SimpleQueueService.QueueDoesNotExist",
+        ) => QueueError::NoSuchQueue { message },
+        Some(
+            "AccessDenied"
+            | "AccessDeniedException"
+            | "InvalidClientTokenId"
+            | "UnrecognizedClientException"
+            | "SignatureDoesNotMatch"
+            | "InvalidSecurity",
+        ) => QueueError::Denied { message },
+        _ => QueueError::Service { message, transient },
     }
 }
 

@@ -15,6 +15,7 @@ pub async fn run_all(store: &dyn ObjectStore) {
     delete_batch_limit(store).await;
     list_and_head(store, &p).await;
     invalid_keys_are_refused(store).await;
+    list_pages_follow_the_cursor(store, &p).await;
 }
 
 async fn put(store: &dyn ObjectStore, key: &str, body: &'static [u8]) {
@@ -108,4 +109,29 @@ pub async fn invalid_keys_are_refused(store: &dyn ObjectStore) {
             "{key:?}: {err}"
         );
     }
+}
+
+/// Paged listing: pages in key order, each after the cursor, an empty page at the end.
+pub async fn list_pages_follow_the_cursor(store: &dyn ObjectStore, p: &str) {
+    let prefix = format!("{p}/pages/");
+    for k in ["a/1", "a/2", "b", "c d", "é"] {
+        put(store, &format!("{prefix}{k}"), b"x").await;
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store
+            .list_page(&prefix, cursor.as_deref(), 2)
+            .await
+            .unwrap();
+        assert!(page.len() <= 2, "a page holds at most max keys");
+        let Some(last) = page.last() else { break };
+        cursor = Some(last.key.clone());
+        seen.extend(page.into_iter().map(|m| m.key));
+    }
+    let want: Vec<String> = ["a/1", "a/2", "b", "c d", "é"]
+        .iter()
+        .map(|k| format!("{prefix}{k}"))
+        .collect();
+    assert_eq!(seen, want);
 }

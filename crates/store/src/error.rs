@@ -23,6 +23,21 @@ pub enum StoreError {
         message: String,
         transient: bool,
     },
+    /// The store refused the request for lack of permission (S3 `AccessDenied`, HTTP 403):
+    /// permanent until the operator changes a policy.
+    #[error("access to {key:?} is denied by the store ({source}); grant the worker's role s3:GetObject, s3:PutObject and s3:DeleteObject on the bucket")]
+    PermissionDenied {
+        key: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The bucket itself does not exist: permanent, and nothing of the run can proceed.
+    #[error("the bucket does not exist (asked for {key:?}); check the bucket name in --store")]
+    NoSuchBucket {
+        key: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("I/O on {key:?} failed: {source}")]
     Io {
         key: String,
@@ -34,6 +49,14 @@ pub enum StoreError {
 impl StoreError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, StoreError::NotFound { .. })
+    }
+
+    pub fn is_permission_denied(&self) -> bool {
+        matches!(self, StoreError::PermissionDenied { .. })
+    }
+
+    pub fn is_no_such_bucket(&self) -> bool {
+        matches!(self, StoreError::NoSuchBucket { .. })
     }
 
     pub fn is_throttling(&self) -> bool {

@@ -6,8 +6,13 @@
 
 mod error;
 mod local;
+mod local_walk;
 mod object_store;
 mod s3;
+mod s3_body;
+#[cfg(test)]
+mod s3_fault_tests;
+mod throttle;
 mod url;
 
 #[cfg(any(test, feature = "conformance"))]
@@ -17,4 +22,5 @@ pub use error::StoreError;
 pub use local::LocalStore;
 pub use object_store::{crc32c, DeleteOutcome, ObjectMeta, ObjectStore, MAX_DELETE_BATCH};
 pub use s3::S3Store;
+pub use throttle::ThrottledAttempts;
 pub use url::open;

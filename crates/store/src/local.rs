@@ -18,6 +18,8 @@ const STAGING_SUFFIX: &str = ".recast-staging";
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     root: PathBuf,
+    /// The paged listing's walk, kept between pages.
+    walks: crate::local_walk::Walks,
 }
 
 impl LocalStore {
@@ -26,6 +28,7 @@ impl LocalStore {
         fs::create_dir_all(&root)?;
         Ok(LocalStore {
             root: root.canonicalize()?,
+            walks: Default::default(),
         })
     }
 
@@ -189,6 +192,27 @@ impl ObjectStore for LocalStore {
         let this = self.clone();
         let prefix = prefix.to_owned();
         blocking(move || this.list_blocking(&prefix)).await
+    }
+
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        max: u32,
+    ) -> Result<Vec<ObjectMeta>, StoreError> {
+        let this = self.clone();
+        let prefix = prefix.to_owned();
+        let start_after = start_after.map(str::to_owned);
+        blocking(move || {
+            this.walks.page(
+                &this.root,
+                &prefix,
+                start_after.as_deref(),
+                max as usize,
+                STAGING_SUFFIX,
+            )
+        })
+        .await
     }
 }
 

@@ -3,7 +3,7 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::StoreError;
+use crate::{StoreError, ThrottledAttempts};
 
 /// The most keys one [`ObjectStore::delete_many`] call takes (S3's DeleteObjects limit).
 pub const MAX_DELETE_BATCH: usize = 1000;
@@ -53,6 +53,34 @@ pub trait ObjectStore: Send + Sync + Debug {
 
     /// Every key under a prefix, sorted. Not for the hot path (audits, reports and tests).
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError>;
+
+    /// Attempts the service answered 503 (SlowDown) so far, counted per attempt inside the
+    /// client's own retries (running totals; a request that finally succeeded still counts its
+    /// throttled attempts). Zero for backends that never throttle.
+    fn throttled_attempts(&self) -> ThrottledAttempts {
+        ThrottledAttempts::default()
+    }
+
+    /// One page of a listing too long to hold: up to `max` keys under `prefix` that sort after
+    /// `start_after` (from the first key when `None`), in key order. An empty page means the
+    /// listing is over. On S3 this is one ListObjectsV2 request (`max` at most 1,000); the local
+    /// folder walks its folders in key order from the cursor, keeping the walk between pages (a
+    /// page costs the folders it reads). The default (for decorators) pages through a whole
+    /// [`ObjectStore::list`].
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        max: u32,
+    ) -> Result<Vec<ObjectMeta>, StoreError> {
+        let mut all = self.list(prefix).await?;
+        let first = match start_after {
+            Some(after) => all.partition_point(|m| m.key.as_str() <= after),
+            None => 0,
+        };
+        all.truncate(all.len().min(first.saturating_add(max as usize)));
+        Ok(all.split_off(first))
+    }
 }
 
 /// Checks a key against the contract above; every backend calls this first.

@@ -1,6 +1,7 @@
 //! S3 (and S3-compatible servers) through the official SDK.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
@@ -10,31 +11,63 @@ use aws_sdk_s3::Client;
 use bytes::Bytes;
 
 use crate::object_store::validate_key;
-use crate::{crc32c, DeleteOutcome, ObjectMeta, ObjectStore, StoreError, MAX_DELETE_BATCH};
+use crate::s3_body::{body_backoff, BodyFault, GET_BODY_ATTEMPTS};
+use crate::throttle::{ThrottleCounter, ThrottleInterceptor};
+use crate::{
+    crc32c, DeleteOutcome, ObjectMeta, ObjectStore, StoreError, ThrottledAttempts, MAX_DELETE_BATCH,
+};
 
 /// Objects under `s3://bucket/prefix`: key `a/b.jpg` is the object `prefix/a/b.jpg`.
 ///
 /// Every PUT carries the body's CRC32C, which S3 verifies before storing; no HEAD or LIST is made on
-/// the hot path. Throttling (503 SlowDown) is retried by the SDK's adaptive mode first and surfaces
-/// as [`StoreError::Throttled`] only when that gives up.
+/// the hot path. Throttling (503 SlowDown) is retried by the SDK (standard mode) first and surfaces
+/// as [`StoreError::Throttled`] only when that gives up; every throttled attempt is counted on the
+/// way ([`ObjectStore::throttled_attempts`]). A GET body cut mid-read or failing its CRC32C is read
+/// again here, a bounded number of times.
 #[derive(Debug, Clone)]
 pub struct S3Store {
     client: Client,
     bucket: String,
     prefix: String,
+    throttles: Arc<ThrottleCounter>,
 }
 
 impl S3Store {
     /// `path_style`: address the bucket in the path (S3-compatible servers on an IP or localhost)
     /// rather than in the host name.
     pub async fn new(bucket: &str, prefix: &str, path_style: bool) -> S3Store {
-        let config = aws_sdk_s3::config::Builder::from(recast_aws::sdk_config().await)
+        S3Store::build(bucket, prefix, path_style, None).await
+    }
+
+    /// As [`S3Store::new`], but at `endpoint` rather than the standard chain's (a test proxy, say).
+    pub async fn with_endpoint(
+        bucket: &str,
+        prefix: &str,
+        path_style: bool,
+        endpoint: &str,
+    ) -> S3Store {
+        S3Store::build(bucket, prefix, path_style, Some(endpoint)).await
+    }
+
+    async fn build(
+        bucket: &str,
+        prefix: &str,
+        path_style: bool,
+        endpoint: Option<&str>,
+    ) -> S3Store {
+        let throttles = Arc::new(ThrottleCounter::default());
+        let mut config = aws_sdk_s3::config::Builder::from(recast_aws::sdk_config().await)
             .force_path_style(path_style)
-            .build();
+            .interceptor(ThrottleInterceptor(throttles.clone()));
+        if let Some(endpoint) = endpoint {
+            config.set_endpoint_url(Some(endpoint.to_owned()));
+        }
+        let config = config.build();
         S3Store {
             client: Client::from_conf(config),
             bucket: bucket.to_owned(),
             prefix: prefix.trim_matches('/').to_owned(),
+            throttles,
         }
     }
 
@@ -74,6 +107,24 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>
     let status = err.raw_response().map(|r| r.status().as_u16());
     let code = err.code().map(str::to_owned);
     match (status, code.as_deref()) {
+        // Before the 404 arm: a missing bucket also answers 404.
+        (_, Some("NoSuchBucket")) => StoreError::NoSuchBucket {
+            key: key.to_owned(),
+            source: Box::new(err),
+        },
+        (
+            _,
+            Some(
+                "AccessDenied"
+                | "AllAccessDisabled"
+                | "InvalidAccessKeyId"
+                | "SignatureDoesNotMatch",
+            ),
+        )
+        | (Some(403), _) => StoreError::PermissionDenied {
+            key: key.to_owned(),
+            source: Box::new(err),
+        },
         (_, Some("NoSuchKey" | "NotFound")) | (Some(404), _) => StoreError::NotFound {
             key: key.to_owned(),
         },
@@ -107,21 +158,50 @@ fn is_checksum_refusal(err: &StoreError) -> bool {
 impl ObjectStore for S3Store {
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
         let full = self.full_key(key)?;
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&full)
-            .checksum_mode(ChecksumMode::Enabled)
-            .send()
-            .await
-            .map_err(|e| classify(key, e))?;
-        let body = out.body.collect().await.map_err(|e| StoreError::Backend {
-            key: key.to_owned(),
-            message: format!("reading the body failed: {e}"),
-            transient: true,
-        })?;
-        Ok(body.into_bytes())
+        let mut attempt = 1;
+        loop {
+            let out = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(&full)
+                .checksum_mode(ChecksumMode::Enabled)
+                .send()
+                .await
+                .map_err(|e| classify(key, e))?;
+            let err = match out.body.collect().await {
+                Ok(body) => return Ok(body.into_bytes()),
+                Err(e) => e,
+            };
+            let fault = BodyFault::of(&err);
+            if attempt >= GET_BODY_ATTEMPTS {
+                return Err(StoreError::Backend {
+                    key: key.to_owned(),
+                    message: format!(
+                        "reading the body failed {attempt} times, the last by {fault}: {}",
+                        aws_sdk_s3::error::DisplayErrorContext(&err)
+                    ),
+                    transient: true,
+                });
+            }
+            let wait = body_backoff(attempt);
+            // No key in the log: keys carry user ids.
+            match fault {
+                BodyFault::Cut => tracing::warn!(
+                    attempt,
+                    ?wait,
+                    error = %aws_sdk_s3::error::DisplayErrorContext(&err),
+                    "connection cut while reading a GET body; reading the object again"
+                ),
+                BodyFault::Checksum => tracing::warn!(
+                    attempt,
+                    ?wait,
+                    "GET body does not match its CRC32C; reading the object again"
+                ),
+            }
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
     }
 
     async fn put(&self, key: &str, body: Bytes, expected: u32) -> Result<(), StoreError> {
@@ -210,6 +290,11 @@ impl ObjectStore for S3Store {
                 .unwrap_or_else(|| self.strip(full));
             let err = match e.code() {
                 Some("SlowDown") => StoreError::Throttled { key: key.clone() },
+                Some("AccessDenied") => StoreError::PermissionDenied {
+                    key: key.clone(),
+                    source: format!("AccessDenied: {}", e.message().unwrap_or("access denied"))
+                        .into(),
+                },
                 code => StoreError::Backend {
                     key: key.clone(),
                     message: format!(
@@ -217,7 +302,7 @@ impl ObjectStore for S3Store {
                         code.unwrap_or("error"),
                         e.message().unwrap_or_default()
                     ),
-                    transient: !matches!(code, Some("AccessDenied")),
+                    transient: true,
                 },
             };
             failed.insert(key.clone());
@@ -276,6 +361,43 @@ impl ObjectStore for S3Store {
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
+    }
+
+    fn throttled_attempts(&self) -> ThrottledAttempts {
+        self.throttles.snapshot()
+    }
+
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        max: u32,
+    ) -> Result<Vec<ObjectMeta>, StoreError> {
+        let full = |k: &str| {
+            if self.prefix.is_empty() {
+                k.to_owned()
+            } else {
+                format!("{}/{k}", self.prefix)
+            }
+        };
+        let mut request = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(full(prefix))
+            .max_keys(max.clamp(1, 1000) as i32);
+        if let Some(after) = start_after {
+            request = request.start_after(full(after));
+        }
+        let page = request.send().await.map_err(|e| classify(prefix, e))?;
+        Ok(page
+            .contents()
+            .iter()
+            .map(|o| ObjectMeta {
+                key: self.strip(o.key().unwrap_or_default()),
+                size: o.size().unwrap_or_default().max(0) as u64,
+            })
+            .collect())
     }
 }
 

@@ -1,11 +1,14 @@
 //! The worker's store: every request waits for its budget's token bucket first, and a throttling
-//! answer cuts that budget's rate. Requests are counted in the metrics by operation and result.
+//! answer cuts that budget's rate — the final answer of a request, and also every attempt the
+//! store saw throttled inside its client's retries (so the worker slows down while a request is
+//! still retrying, not only after it gave up). Requests are counted in the metrics by operation and
+//! result.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use recast_store::{DeleteOutcome, ObjectMeta, ObjectStore, StoreError};
+use recast_store::{DeleteOutcome, ObjectMeta, ObjectStore, StoreError, ThrottledAttempts};
 
 use crate::fleet::{Budget, Fleet};
 
@@ -13,14 +16,40 @@ use crate::fleet::{Budget, Fleet};
 pub(crate) struct BudgetedStore {
     inner: Arc<dyn ObjectStore>,
     fleet: Arc<Fleet>,
+    /// The store's throttled-attempt totals when last looked at.
+    seen: Mutex<ThrottledAttempts>,
 }
 
 impl BudgetedStore {
     pub fn new(inner: Arc<dyn ObjectStore>, fleet: Arc<Fleet>) -> BudgetedStore {
-        BudgetedStore { inner, fleet }
+        let seen = Mutex::new(inner.throttled_attempts());
+        BudgetedStore { inner, fleet, seen }
+    }
+
+    /// Cuts each budget whose requests were answered "slow down" on some attempt since the last
+    /// look, including attempts the client retried by itself. Looked at before and after every
+    /// request, so concurrent requests see one another's throttles.
+    fn absorb_throttled_attempts(&self) {
+        let now = self.inner.throttled_attempts();
+        let before = std::mem::replace(&mut *self.seen.lock().expect("seen lock"), now);
+        for (budget, op, n) in [
+            (Budget::Gets, "get", now.gets.saturating_sub(before.gets)),
+            (Budget::Puts, "put", now.puts.saturating_sub(before.puts)),
+            (
+                Budget::Deletes,
+                "delete_objects",
+                now.deletes.saturating_sub(before.deletes),
+            ),
+        ] {
+            if n > 0 {
+                metrics::counter!("recast_s3_throttled_attempts_total", "op" => op).increment(n);
+                self.fleet.throttled(budget);
+            }
+        }
     }
 
     fn observe<T>(&self, op: &'static str, budget: Budget, r: &Result<T, StoreError>) {
+        self.absorb_throttled_attempts();
         let result = match r {
             Ok(_) => "ok",
             Err(e) if e.is_throttling() => "throttled",
@@ -38,6 +67,7 @@ impl BudgetedStore {
 #[async_trait]
 impl ObjectStore for BudgetedStore {
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+        self.absorb_throttled_attempts();
         self.fleet.spend(Budget::Gets, 1).await;
         let r = self.inner.get(key).await;
         self.observe("get", Budget::Gets, &r);
@@ -45,6 +75,7 @@ impl ObjectStore for BudgetedStore {
     }
 
     async fn put(&self, key: &str, body: Bytes, crc32c: u32) -> Result<(), StoreError> {
+        self.absorb_throttled_attempts();
         self.fleet.spend(Budget::Puts, 1).await;
         let r = self.inner.put(key, body, crc32c).await;
         self.observe("put", Budget::Puts, &r);
@@ -55,6 +86,7 @@ impl ObjectStore for BudgetedStore {
         if keys.is_empty() {
             return Ok(DeleteOutcome::default());
         }
+        self.absorb_throttled_attempts();
         self.fleet
             .spend(
                 Budget::Deletes,
@@ -79,6 +111,15 @@ impl ObjectStore for BudgetedStore {
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
         self.inner.list(prefix).await
+    }
+
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        max: u32,
+    ) -> Result<Vec<ObjectMeta>, StoreError> {
+        self.inner.list_page(prefix, start_after, max).await
     }
 }
 
@@ -176,5 +217,75 @@ mod tests {
             "{}",
             fleet.puts.rate()
         );
+    }
+
+    /// A real local store whose client "retried" two throttled attempts inside each PUT that
+    /// finally succeeded, as the S3 store's interceptor reports them.
+    #[derive(Debug)]
+    struct RetriedInside {
+        inner: Arc<dyn ObjectStore>,
+        attempts: std::sync::Mutex<ThrottledAttempts>,
+    }
+
+    #[async_trait]
+    impl ObjectStore for RetriedInside {
+        async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+            self.inner.get(key).await
+        }
+        async fn put(&self, key: &str, body: Bytes, crc32c: u32) -> Result<(), StoreError> {
+            self.attempts.lock().unwrap().puts += 2;
+            self.inner.put(key, body, crc32c).await
+        }
+        async fn delete_many(&self, keys: &[String]) -> Result<DeleteOutcome, StoreError> {
+            self.inner.delete_many(keys).await
+        }
+        async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
+            self.inner.head(key).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+            self.inner.list(prefix).await
+        }
+        fn throttled_attempts(&self) -> ThrottledAttempts {
+            *self.attempts.lock().unwrap()
+        }
+    }
+
+    #[tokio::test]
+    async fn throttled_attempts_inside_a_successful_request_cut_the_rate() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = recast_store::open(&format!("file://{}/store", dir.path().display()))
+            .await
+            .unwrap();
+        let catalog = recast_catalog::open(&format!("sqlite://{}/c.db", dir.path().display()))
+            .await
+            .unwrap();
+        let settings = FleetSettings {
+            budgets: recast_core::BudgetOverrides {
+                s3_puts_per_sec: Some(200),
+                s3_gets_per_sec: Some(200),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let fleet = Arc::new(Fleet::new("t".into(), settings, catalog, 4));
+        let store = BudgetedStore::new(
+            Arc::new(RetriedInside {
+                inner: local,
+                attempts: Default::default(),
+            }),
+            fleet.clone(),
+        );
+        let body = Bytes::from_static(b"webp");
+        store
+            .put("a.webp", body.clone(), recast_store::crc32c(&body))
+            .await
+            .unwrap();
+        assert!(
+            (fleet.puts.rate() - 100.0).abs() < 1e-6,
+            "{}",
+            fleet.puts.rate()
+        );
+        // Only the budget whose requests were throttled is cut.
+        assert!((fleet.gets.rate() - 200.0).abs() < 1e-6);
     }
 }

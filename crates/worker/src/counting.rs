@@ -45,4 +45,13 @@ impl ObjectStore for CountingStore {
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
         self.inner.list(prefix).await
     }
+
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        max: u32,
+    ) -> Result<Vec<ObjectMeta>, StoreError> {
+        self.inner.list_page(prefix, start_after, max).await
+    }
 }

@@ -18,6 +18,10 @@ pub enum JobError {
     /// its lease ends.
     #[error("couple held by {owner}")]
     Busy { owner: String, until_ms: i64 },
+    /// Nothing can proceed on this worker (the store denies its writes, the bucket is gone):
+    /// release the message and stop the worker with the reason, rather than fail every job.
+    #[error("worker cannot go on: {reason}")]
+    Fatal { reason: String },
 }
 
 impl JobError {
@@ -30,6 +34,28 @@ impl JobError {
     pub fn abort(reason: impl std::fmt::Display) -> JobError {
         JobError::Abort {
             reason: reason.to_string(),
+        }
+    }
+
+    pub fn fatal(reason: impl std::fmt::Display) -> JobError {
+        JobError::Fatal {
+            reason: reason.to_string(),
+        }
+    }
+
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, JobError::Fatal { .. })
+    }
+
+    /// A store error of a whole request that no photo can do without (the PUT of a WebP):
+    /// transient trouble is retried; a denial or a missing bucket stops the worker; any other
+    /// permanent refusal is retried too, since the same request may be accepted (a checksum
+    /// refused after corruption in transit).
+    pub fn store(what: &str, e: recast_store::StoreError) -> JobError {
+        if e.is_permission_denied() || e.is_no_such_bucket() {
+            JobError::fatal(format_args!("failed to {what}: {e}"))
+        } else {
+            JobError::retry(format_args!("failed to {what}: {e}"))
         }
     }
 

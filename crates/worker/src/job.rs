@@ -14,7 +14,7 @@ use recast_core::{
     webp_key, CoupleId, FailureReason, JobPhoto, KeptReason, PhotoId, PhotoState, RunSettings,
     Tally,
 };
-use recast_store::ObjectStore;
+use recast_store::{ObjectStore, StoreError};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
 
@@ -192,7 +192,7 @@ impl JobContext<'_> {
                     }
                 }
             }
-            if stopped {
+            if stopped || retry.as_ref().is_some_and(JobError::is_fatal) {
                 break;
             }
         }
@@ -295,11 +295,22 @@ impl JobContext<'_> {
                 Err(e) if e.is_not_found() => {
                     return failed(FailureReason::MissingOriginal, e.to_string())
                 }
-                Err(e) => {
+                // This photo's original is forbidden: recorded at once with the reason.
+                Err(e) if e.is_permission_denied() => {
+                    return failed(FailureReason::AccessDenied, e.to_string())
+                }
+                Err(e) if e.is_no_such_bucket() => {
+                    return Err(JobError::fatal(format_args!(
+                        "failed to get the original: {e}"
+                    )))
+                }
+                // Transient trouble, or a body that arrived corrupt: the same GET may succeed.
+                Err(e) if e.is_transient() || matches!(e, StoreError::ChecksumMismatch { .. }) => {
                     return Err(JobError::retry(format_args!(
                         "failed to get the original: {e}"
                     )))
                 }
+                Err(e) => return failed(FailureReason::StoreRefused, e.to_string()),
             };
             Progress::add(&self.progress.bytes_in, original.len() as u64);
             self.fleet
@@ -347,7 +358,7 @@ impl JobContext<'_> {
             self.store
                 .put(&key, Bytes::from(out.webp), crc)
                 .await
-                .map_err(|e| JobError::retry(format_args!("failed to put the WebP: {e}")))?;
+                .map_err(|e| JobError::store("put the WebP", e))?;
             Progress::add(&self.progress.bytes_out, bytes);
             self.fleet
                 .counters()

@@ -23,7 +23,7 @@ pub use fleet::FleetSettings;
 pub use job::conversion_options;
 pub use progress::Progress;
 pub use redact::{redact_id, set_log_ids_in_clear};
-pub use runner::{Worker, WorkerConfig, WorkerSummary};
+pub use runner::{Worker, WorkerConfig, WorkerSummary, DEFAULT_SWEEP_MAX_WAIT};
 
 /// Milliseconds since the Unix epoch, as the catalog records time.
 pub(crate) fn now_ms() -> i64 {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use recast_catalog::{Catalog, JobAttempt, Lease, Run};
+use recast_catalog::{Catalog, Lease, Run};
 use recast_core::{CoupleId, JobMessage, RunId, Tally};
 use recast_queue::{JobQueue, ReceivedMessage, MAX_BATCH};
 use recast_store::ObjectStore;
@@ -16,22 +16,26 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::budgeted::BudgetedStore;
-use crate::error::retry_backoff;
 use crate::fleet::{Fleet, FleetSettings};
 use crate::heartbeat::{with_heartbeat, LeaseRenewal};
 use crate::job::{JobContext, JobStop};
 use crate::settle::Settler;
-use crate::sweep::{SweepBuffer, SweepContext};
+use crate::sweep::SweepBuffer;
 use crate::{now_ms, redact_id, CountingStore, CpuPool, JobError, Progress};
 
-/// How long to wait before receiving again after the queue answered OverLimit or failed.
+mod messages;
+mod tail;
+
+/// How long to wait before receiving again after the queue answered OverLimit.
 const QUEUE_TROUBLE_PAUSE: Duration = Duration::from_secs(1);
-/// How often the sweeper looks for photos it was not told of (switched by workers that died).
-const SWEEP_POLL: Duration = Duration::from_secs(30);
-/// How long an idle worker waits for other workers' sweep claims to end before looking again.
-const BACKLOG_PAUSE: Duration = Duration::from_secs(1);
+/// Longest long poll of a worker that exits when idle: it must notice the queue drained soon
+/// after its last job (within two seconds of its last record), not after a 20 s poll.
+const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Longest wait of a finished job's message for others to fill a delete batch.
 const SETTLE_LINGER: Duration = Duration::from_secs(5);
+
+/// Default of [`WorkerConfig::sweep_max_wait`].
+pub const DEFAULT_SWEEP_MAX_WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -52,6 +56,9 @@ pub struct WorkerConfig {
     pub max_pixels: u64,
     /// How long a sweep's claim on photos lasts; a dead worker's claims pass on after it.
     pub sweep_lease: Duration,
+    /// Longest a switched photo's keys wait for a DeleteObjects request to fill: a partial
+    /// request goes out once its keys have waited this long.
+    pub sweep_max_wait: Duration,
     /// The fleet the worker joins: registry, budgets, database latency target.
     pub fleet: FleetSettings,
     /// A job running longer is stopped: what it did is recorded and its message released.
@@ -73,6 +80,7 @@ impl Default for WorkerConfig {
             exit_when_idle: false,
             max_pixels: recast_codec::DEFAULT_MAX_PIXELS,
             sweep_lease: Duration::from_secs(300),
+            sweep_max_wait: DEFAULT_SWEEP_MAX_WAIT,
             fleet: FleetSettings::default(),
             max_job_duration: Duration::from_secs(30 * 60),
             drain_deadline: Duration::from_secs(90),
@@ -120,6 +128,10 @@ struct Inner {
     /// Couples with a job running here: a duplicate delivered to this same worker waits too (the
     /// catalog lease is per worker).
     in_hand: Mutex<std::collections::HashSet<(RunId, CoupleId)>>,
+    /// Cancelled when a job meets an error no job can get past (see [`JobError::Fatal`]).
+    halt: CancellationToken,
+    /// Why the worker halted.
+    fatal: Mutex<Option<String>>,
 }
 
 impl Worker {
@@ -155,6 +167,8 @@ impl Worker {
                 unswept_keys: AtomicU64::new(0),
                 sweep_wake: tokio::sync::Notify::new(),
                 in_hand: Mutex::new(std::collections::HashSet::new()),
+                halt: CancellationToken::new(),
+                fatal: Mutex::new(None),
             }),
         }
     }
@@ -164,8 +178,31 @@ impl Worker {
     /// drained and every photo it recorded is swept.
     pub async fn run(&self, stop: CancellationToken) -> WorkerSummary {
         let me = &self.inner;
+        // The worker's own stop: the caller's, or a halt on a fatal error.
+        let outer = stop;
+        let stop = CancellationToken::new();
+        tokio::spawn({
+            let (stop, halt) = (stop.clone(), me.halt.clone());
+            async move {
+                tokio::select! {
+                    _ = outer.cancelled() => {}
+                    _ = halt.cancelled() => {}
+                }
+                stop.cancel();
+            }
+        });
         let fleet = me.fleet.clone();
         fleet.register().await;
+        // The run it works for is swept even if no job of it ever arrives here.
+        if let Err(e) = self.run_of(&me.config.fleet.run_name, &me.overhead).await {
+            warn!(run = %me.config.fleet.run_name, error = %e, "failed to read the worker's run; it is swept once a job of it arrives");
+        }
+        let poll_wait = if me.config.exit_when_idle {
+            me.config.poll_wait.min(IDLE_POLL)
+        } else {
+            me.config.poll_wait
+        };
+        let mut queue_failures = 0u32;
         let fleet_stop = CancellationToken::new();
         let fleet_task = tokio::spawn({
             let fleet = fleet.clone();
@@ -209,7 +246,7 @@ impl Worker {
             );
             let received = tokio::select! {
                 _ = stop.cancelled() => break,
-                r = me.queue.receive(n, me.config.visibility, me.config.poll_wait) => r,
+                r = me.queue.receive(n, me.config.visibility, poll_wait) => r,
             };
             me.overhead.sqs(1);
             let messages = match received {
@@ -221,23 +258,29 @@ impl Worker {
                     pause(&stop, QUEUE_TROUBLE_PAUSE).await;
                     continue;
                 }
-                Err(e) => {
-                    warn!(error = %e, "failed to receive; retrying");
-                    pause(&stop, QUEUE_TROUBLE_PAUSE).await;
+                Err(e) if e.is_transient() => {
+                    queue_failures += 1;
+                    let wait = trouble_backoff(queue_failures);
+                    metrics::counter!("recast_transient_errors_total", "service" => "sqs", "op" => "receive").increment(1);
+                    warn!(error = %e, retry_in = ?wait, "failed to receive; retrying");
+                    pause(&stop, wait).await;
                     continue;
                 }
+                Err(e) => {
+                    // The queue is gone or forbidden: no receive will ever succeed.
+                    self.halt(format!("failed to receive from the queue: {e}"));
+                    break;
+                }
             };
+            queue_failures = 0;
             metrics::counter!("recast_requests_total", "service" => "sqs", "op" => "receive", "result" => "ok").increment(1);
             if messages.is_empty() {
                 if fleet.running() == 0 {
                     settler.flush();
-                }
-                if me.config.exit_when_idle && fleet.running() == 0 && self.queue_drained().await {
-                    if self.final_sweep().await {
+                    if me.config.exit_when_idle && self.idle_and_done(&stop).await {
                         info!("queue drained and every photo swept; exiting");
                         break;
                     }
-                    pause(&stop, BACKLOG_PAUSE).await;
                 }
                 continue;
             }
@@ -274,6 +317,8 @@ impl Worker {
             jobs.wait().await;
         }
         sweeper.abort();
+        let _ = sweeper.await;
+        self.release_sweeps().await;
         match Arc::try_unwrap(settler) {
             Ok(s) => s.close().await,
             Err(_) => warn!("settler still shared at exit; pending deletes are left to redelivery"),
@@ -287,94 +332,6 @@ impl Worker {
         let summary = *me.summary.lock().expect("summary lock");
         info!(?summary, "worker stopped");
         summary
-    }
-
-    /// Sweeps when jobs have switched a request's worth of keys, and now and then regardless.
-    async fn sweep_loop(&self, stop: CancellationToken) {
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = self.inner.sweep_wake.notified() => {}
-                _ = tokio::time::sleep(SWEEP_POLL) => {}
-            }
-            self.inner.unswept_keys.store(0, Ordering::Relaxed);
-            self.sweep_all(false).await;
-        }
-    }
-
-    /// One sweep round over every run this worker has seen.
-    async fn sweep_all(&self, final_round: bool) {
-        let me = &self.inner;
-        let runs: Vec<Run> = me
-            .runs
-            .lock()
-            .expect("runs lock")
-            .values()
-            .cloned()
-            .collect();
-        let store = CountingStore::new(me.store.clone(), me.overhead.clone());
-        let ctx = SweepContext {
-            catalog: me.catalog.as_ref(),
-            store: &store,
-            tally: &me.overhead,
-            progress: &me.progress,
-            owner: &me.config.name,
-            lease: me.config.sweep_lease,
-            batch: self.delete_batch(),
-            claim: claim_photos(me.fleet.deletes.rate()),
-            fleet: &me.fleet,
-        };
-        let mut buffers = me.sweep.lock().await;
-        for run in runs {
-            let buffer = buffers.entry(run.id).or_default();
-            if let Err(e) = ctx.round(&run, buffer, final_round).await {
-                warn!(run = %run.name, error = %e, "sweep failed; it will be retried");
-            }
-        }
-    }
-
-    /// Sweeps everything left; true when no photo of the runs seen here has anything left to
-    /// delete (photos still claimed by other workers count as left).
-    async fn final_sweep(&self) -> bool {
-        self.sweep_all(true).await;
-        let runs: Vec<Run> = self
-            .inner
-            .runs
-            .lock()
-            .expect("runs lock")
-            .values()
-            .cloned()
-            .collect();
-        for run in runs {
-            match self
-                .inner
-                .catalog
-                .sweep_backlog(&run, &self.inner.overhead)
-                .await
-            {
-                Ok(0) => {}
-                Ok(n) => {
-                    info!(run = %run.name, photos = n, "waiting for photos still claimed by other sweepers");
-                    return false;
-                }
-                Err(e) => {
-                    warn!(error = %e, "failed to read the sweep backlog");
-                    return false;
-                }
-            }
-        }
-        true
-    }
-
-    async fn queue_drained(&self) -> bool {
-        self.inner.overhead.sqs(1);
-        match self.inner.queue.stats().await {
-            Ok(s) => s.is_drained(),
-            Err(e) => {
-                warn!(error = %e, "failed to read queue stats");
-                false
-            }
-        }
     }
 
     async fn run_of(&self, name: &str, tally: &Tally) -> Result<Run, JobError> {
@@ -491,7 +448,11 @@ impl Worker {
                     // usually finishes well before its lease would.
                     let wait = Duration::from_millis((until_ms - now_ms()).max(1_000) as u64)
                         .min(DUPLICATE_RECHECK);
-                    info!(holder = %owner, retry_in = ?wait, "couple is in another live worker's hands (duplicate delivery); put back until its lease ends");
+                    if owner == me.config.name {
+                        info!(retry_in = ?wait, "couple is already running in this worker (duplicate delivery); put back until it ends");
+                    } else {
+                        info!(holder = %owner, retry_in = ?wait, "couple is in another live worker's hands (duplicate delivery); put back until its lease ends");
+                    }
                     self.put_back(&message, wait, "duplicate delivery").await;
                     me.summary.lock().expect("summary lock").jobs_deferred += 1;
                     "deferred"
@@ -499,6 +460,12 @@ impl Worker {
                 Err(JobError::Abort { reason }) => {
                     self.dead_letter(&message, &reason).await;
                     "dead_lettered"
+                }
+                Err(JobError::Fatal { reason }) => {
+                    me.overhead.absorb(tally.take());
+                    self.put_back(&message, Duration::ZERO, &reason).await;
+                    self.halt(reason);
+                    "halted"
                 }
             };
             metrics::counter!("recast_jobs_total", "outcome" => outcome).increment(1);
@@ -529,75 +496,10 @@ impl Worker {
         }
     }
 
-    /// Makes a message visible again after `after` (zero: at once, for any worker).
-    async fn put_back(&self, message: &ReceivedMessage, after: Duration, reason: &str) {
-        let me = &self.inner;
-        me.overhead.sqs(1);
-        if let Err(e) = me.queue.change_visibility(&message.receipt, after).await {
-            warn!(error = %e, reason, "failed to release the message; its visibility timeout will");
-        }
-        me.fleet.settled(1);
-    }
-
     /// The keys one DeleteObjects request may carry: the worker's delete share of two seconds,
     /// at most S3's 1,000.
     fn delete_batch(&self) -> usize {
         (self.inner.fleet.deletes.burst() as usize).clamp(1, recast_store::MAX_DELETE_BATCH)
-    }
-
-    /// Puts a job back for a retry after a backoff that grows with its receives.
-    async fn release(&self, message: &ReceivedMessage, reason: &str) {
-        let me = &self.inner;
-        let backoff = retry_backoff(message.receive_count);
-        warn!(reason, retry_in = ?backoff, "job released for a retry");
-        self.put_back(message, backoff, reason).await;
-        Progress::add(&me.progress.jobs_retried, 1);
-        me.summary.lock().expect("summary lock").jobs_retried += 1;
-    }
-
-    async fn dead_letter(&self, message: &ReceivedMessage, reason: &str) {
-        let me = &self.inner;
-        warn!(message_id = %message.id, reason, "message can never be processed; moving it to the dead-letter queue");
-        me.overhead.sqs(1);
-        if let Err(e) = me.queue.dead_letter(message, reason).await {
-            warn!(error = %e, "failed to dead-letter; the queue's redrive will do it after its maximum receives");
-        }
-        me.fleet.settled(1);
-        Progress::add(&me.progress.jobs_dead_lettered, 1);
-        me.summary.lock().expect("summary lock").jobs_dead_lettered += 1;
-    }
-
-    /// Records the requests no job has taken yet, so that `status` counts every request.
-    async fn flush_overhead(&self) {
-        let me = &self.inner;
-        let run = me
-            .runs
-            .lock()
-            .expect("runs lock")
-            .values()
-            .max_by_key(|r| r.id)
-            .cloned();
-        let Some(run) = run else {
-            return;
-        };
-        let requests = me.overhead.take();
-        if requests == Default::default() {
-            return;
-        }
-        let now = now_ms();
-        let attempt = JobAttempt {
-            run: run.id,
-            couple: None,
-            worker: me.config.name.clone(),
-            outcome: "overhead".to_owned(),
-            photos: 0,
-            requests,
-            started_at_ms: now,
-            finished_at_ms: now,
-        };
-        if let Err(e) = me.catalog.record_attempt(&attempt, &Tally::default()).await {
-            warn!(error = %e, "failed to record the worker's remaining request counts");
-        }
     }
 }
 
@@ -670,6 +572,15 @@ async fn wait_for_room(
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
         }
     }
+}
+
+/// Wait before the `n`-th receive after consecutive transient failures: 1 s doubling to 30 s,
+/// with up to half of it as jitter so that a fleet does not come back in step.
+fn trouble_backoff(n: u32) -> Duration {
+    let exp = QUEUE_TROUBLE_PAUSE
+        .saturating_mul(1u32 << n.saturating_sub(1).min(5))
+        .min(Duration::from_secs(30));
+    exp.mul_f64(0.5 + fastrand::f64() / 2.0)
 }
 
 async fn pause(stop: &CancellationToken, d: Duration) {

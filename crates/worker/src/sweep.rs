@@ -3,8 +3,8 @@
 //! and records how far each photo got. It works from the catalog, not from jobs' memory: photos
 //! are claimed with a lease, so a dead worker's claims pass to another after the lease.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use recast_catalog::{Catalog, Run, SweepItem};
 use recast_core::{advance_after_deletes, OriginalsPolicy, PhotoId, PhotoState, Step, Tally};
@@ -28,6 +28,8 @@ struct Held {
     /// The original is the photo's copy: it is never deleted.
     kept: bool,
     keys: Vec<String>,
+    /// When its keys of the current phase entered the buffer.
+    since: Instant,
 }
 
 impl SweepBuffer {
@@ -47,7 +49,18 @@ impl SweepBuffer {
             original: item.original_key,
             kept: item.kept,
             keys,
+            since: Instant::now(),
         });
+    }
+
+    /// How long the oldest key still held has waited (zero when none is held).
+    fn oldest_wait(&self) -> Duration {
+        self.photos
+            .values()
+            .filter(|h| !h.keys.is_empty())
+            .map(|h| h.since.elapsed())
+            .max()
+            .unwrap_or_default()
     }
 
     /// Up to `max` keys, in photo order; a photo's keys may be split across requests.
@@ -63,6 +76,11 @@ impl SweepBuffer {
             }
         }
         out
+    }
+
+    /// Forgets a photo whose keys the store refuses to delete (the catalog marks it).
+    fn set_aside(&mut self, photo: PhotoId) {
+        self.photos.remove(&photo);
     }
 
     fn give_back(&mut self, photo: PhotoId, key: String) {
@@ -101,6 +119,7 @@ impl SweepBuffer {
             let policy = effective_policy(policy, held.kept);
             held.state = *next;
             held.keys = keys_for(next.next_step(policy), &[], &held.original);
+            held.since = Instant::now();
             if next.is_terminal() {
                 self.photos.remove(id);
             }
@@ -140,10 +159,13 @@ pub(crate) struct SweepContext<'a> {
     /// Photos claimed per statement: more than one request's worth, so requests can be filled.
     pub claim: u32,
     pub fleet: &'a Fleet,
+    /// A partial request goes out once its oldest key has been held this long.
+    pub partial_after: Duration,
 }
 
 impl SweepContext<'_> {
-    /// Sends every full request it can make; with `final_round`, also the last partial one.
+    /// Sends every full request it can make, and a partial one when its oldest key has waited
+    /// `partial_after`; with `final_round`, also the last partial one whatever its age.
     pub async fn round(
         &self,
         run: &Run,
@@ -168,26 +190,17 @@ impl SweepContext<'_> {
                 }
             }
             let keys = buffer.key_count();
-            let send = keys >= self.batch || (final_round && keys > 0);
+            let due = final_round || buffer.oldest_wait() >= self.partial_after;
+            let send = keys >= self.batch || (due && keys > 0);
             let mut progressed = false;
             if send {
                 let batch = buffer.take(self.batch);
                 let list: Vec<String> = batch.iter().map(|(_, k)| k.clone()).collect();
                 match self.store.delete_many(&list).await {
                     Ok(outcome) => {
-                        let failed: std::collections::HashSet<&String> =
-                            outcome.failed.iter().map(|(k, _)| k).collect();
-                        for (key, e) in &outcome.failed {
-                            warn!(error = %e, key, "a key was not deleted; it will be retried");
-                        }
-                        progressed = failed.len() < batch.len();
-                        let failed: std::collections::HashSet<String> =
-                            failed.into_iter().cloned().collect();
-                        for (photo, key) in batch {
-                            if failed.contains(&key) {
-                                buffer.give_back(photo, key);
-                            }
-                        }
+                        progressed = outcome.failed.len() < batch.len();
+                        self.settle_failures(run, buffer, batch, &outcome.failed)
+                            .await?;
                     }
                     Err(e) => {
                         for (photo, key) in batch {
@@ -212,5 +225,59 @@ impl SweepContext<'_> {
                 return Ok(());
             }
         }
+    }
+
+    /// Keys a DeleteObjects request did not delete. A transient failure gives the key back for
+    /// the next round. A denial (AccessDenied on the key: a policy on a prefix, an object lock) is
+    /// permanent and never retried as if transient: when the store denied every key of the
+    /// request the worker cannot delete at all and stops (fatal); otherwise the photos of the
+    /// denied keys leave the buffer and are marked in the catalog, so that no worker claims them
+    /// again until `launch --requeue` (status counts them).
+    async fn settle_failures(
+        &self,
+        run: &Run,
+        buffer: &mut SweepBuffer,
+        batch: Vec<(PhotoId, String)>,
+        failed: &[(String, recast_store::StoreError)],
+    ) -> Result<(), JobError> {
+        let denied: HashMap<&String, &recast_store::StoreError> = failed
+            .iter()
+            .filter(|(_, e)| e.is_permission_denied())
+            .map(|(k, e)| (k, e))
+            .collect();
+        let retried: HashSet<&String> = failed
+            .iter()
+            .filter(|(_, e)| !e.is_permission_denied())
+            .map(|(k, e)| {
+                warn!(error = %e, key = k, "a key was not deleted; it will be retried");
+                k
+            })
+            .collect();
+        if !denied.is_empty() && denied.len() == batch.len() {
+            let e = denied.values().next().expect("a denial");
+            for (photo, key) in batch {
+                buffer.give_back(photo, key);
+            }
+            return Err(JobError::fatal(format_args!(
+                "the store refused to delete every key of a DeleteObjects request ({e}); grant the worker's role s3:DeleteObject on the bucket"
+            )));
+        }
+        let mut blocked = BTreeMap::new();
+        for (photo, key) in batch {
+            if let Some(e) = denied.get(&key) {
+                blocked.entry(photo).or_insert_with(|| e.to_string());
+            } else if retried.contains(&key) {
+                buffer.give_back(photo, key);
+            }
+        }
+        for (photo, reason) in blocked {
+            warn!(photo = photo.0, %reason, "the store refuses to delete a thumbnail of this photo; it is set aside (status counts it; fix the cause, then `recast launch --requeue`)");
+            buffer.set_aside(photo);
+            self.fleet
+                .timed(self.catalog.block_sweep(run, photo, &reason, self.tally))
+                .await
+                .map_err(JobError::retry)?;
+        }
+        Ok(())
     }
 }

@@ -6,14 +6,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use recast_catalog::{
-    Catalog, NewCouple, NewPhoto, NewThumbnail, ProgressUpdate, Run, SqliteCatalog, WebpRecord,
+    Catalog, NewCouple, NewPhoto, NewThumbnail, ProgressUpdate, Run, RunTail, SqliteCatalog,
+    WebpRecord,
 };
 use recast_core::{
     webp_key, CoupleId, JobMessage, JobPhoto, OriginalsPolicy, PhotoId, PhotoState, RunSettings,
     Tally, JOB_MESSAGE_VERSION,
 };
 use recast_queue::{JobQueue, OutgoingMessage, SqliteQueue};
-use recast_store::{crc32c, LocalStore, ObjectStore};
+use recast_store::{crc32c, DeleteOutcome, LocalStore, ObjectMeta, ObjectStore, StoreError};
 use recast_worker::{CpuPool, Progress, Worker, WorkerConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -98,12 +99,13 @@ impl Rig {
         first.unwrap()
     }
 
+    /// The run a worker works for by default ("main"), so that a worker sweeps it unasked.
     async fn run(&self, originals: OriginalsPolicy) -> Run {
         let settings = RunSettings {
             originals,
             ..RunSettings::default()
         };
-        self.catalog.ensure_run("test", &settings).await.unwrap().0
+        self.catalog.ensure_run("main", &settings).await.unwrap().0
     }
 
     async fn enqueue(&self, run: &Run, couple: i64, inline: bool) {
@@ -134,6 +136,15 @@ impl Rig {
 
     /// Runs one worker until the queue is drained.
     async fn work(&self) -> recast_worker::WorkerSummary {
+        self.work_with(self.store.clone()).await.0
+    }
+
+    /// Runs one worker over `store` until the queue is drained or the worker halts; returns its
+    /// summary and why it halted.
+    async fn work_with(
+        &self,
+        store: Arc<dyn ObjectStore>,
+    ) -> (recast_worker::WorkerSummary, Option<String>) {
         let config = WorkerConfig {
             poll_wait: Duration::from_millis(100),
             exit_when_idle: true,
@@ -142,17 +153,18 @@ impl Rig {
         let worker = Worker::new(
             config,
             self.catalog.clone(),
-            self.store.clone(),
+            store,
             self.queue.clone(),
             CpuPool::new(2),
             Arc::new(Progress::default()),
         );
-        tokio::time::timeout(
+        let summary = tokio::time::timeout(
             Duration::from_secs(120),
             worker.run(CancellationToken::new()),
         )
         .await
-        .expect("the worker drains the queue")
+        .expect("the worker drains the queue");
+        (summary, worker.fatal())
     }
 
     async fn exists(&self, key: &str) -> bool {
@@ -405,4 +417,186 @@ async fn an_animated_gif_keeps_its_animation() {
     );
     let status = rig.catalog.status(&run).await.unwrap();
     assert_eq!(status.kept.get("animated"), Some(&1), "{:?}", status.kept);
+}
+
+/// The real local store, with S3's `AccessDenied` injected for the GETs of some keys, for every
+/// PUT, or in DeleteObjects' per-key errors for some keys or every key (a bucket policy or an
+/// object lock the local store cannot express).
+#[derive(Debug, Default)]
+struct Denying {
+    inner: Option<Arc<LocalStore>>,
+    denied_gets: Vec<String>,
+    deny_puts: bool,
+    denied_deletes: Vec<String>,
+    deny_deletes: bool,
+}
+
+impl Denying {
+    fn over(store: &Arc<LocalStore>) -> Denying {
+        Denying {
+            inner: Some(store.clone()),
+            ..Denying::default()
+        }
+    }
+
+    fn inner(&self) -> &LocalStore {
+        self.inner.as_deref().expect("a store to wrap")
+    }
+}
+
+fn denied(key: &str) -> StoreError {
+    StoreError::PermissionDenied {
+        key: key.to_owned(),
+        source: Box::new(std::io::Error::other("AccessDenied: injected by the test")),
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for Denying {
+    async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+        if self.denied_gets.iter().any(|k| k == key) {
+            return Err(denied(key));
+        }
+        self.inner().get(key).await
+    }
+    async fn put(&self, key: &str, body: Bytes, crc32c: u32) -> Result<(), StoreError> {
+        if self.deny_puts {
+            return Err(denied(key));
+        }
+        self.inner().put(key, body, crc32c).await
+    }
+    async fn delete_many(&self, keys: &[String]) -> Result<DeleteOutcome, StoreError> {
+        // As S3 answers: the request succeeds, with a per-key error for each denied key.
+        let (refused, allowed): (Vec<String>, Vec<String>) = keys
+            .iter()
+            .cloned()
+            .partition(|k| self.deny_deletes || self.denied_deletes.contains(k));
+        let mut outcome = self.inner().delete_many(&allowed).await?;
+        outcome
+            .failed
+            .extend(refused.into_iter().map(|k| (k.clone(), denied(&k))));
+        Ok(outcome)
+    }
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
+        self.inner().head(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        self.inner().list(prefix).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_original_is_recorded_failed_on_the_first_attempt() {
+    let rig = Rig::new().await;
+    let good = rig.couple(5, vec![jpeg(5), jpeg(6)]).await;
+    let run = rig.run(OriginalsPolicy::Delete).await;
+    rig.enqueue(&run, 5, true).await;
+    let forbidden = PhotoId(501);
+    let store = Denying {
+        denied_gets: vec!["photos/5/501.jpg".to_owned()],
+        ..Denying::over(&rig.store)
+    };
+    let (summary, fatal) = rig.work_with(Arc::new(store)).await;
+    assert_eq!(fatal, None);
+    assert_eq!(
+        (summary.jobs_completed, summary.jobs_retried),
+        (1, 0),
+        "a denial is not retried as if transient"
+    );
+    let (state, reason) = rig.state(&run, forbidden).await;
+    assert_eq!(
+        (state, reason.as_deref()),
+        (PhotoState::Failed, Some("access_denied"))
+    );
+    assert!(rig.exists("photos/5/501.jpg").await);
+    for s in THUMB_SIZES {
+        assert!(rig.exists(&format!("thumbs/5/501_{s}.jpg")).await);
+    }
+    assert_eq!(rig.state(&run, good.id).await.0, PhotoState::Done);
+    let attempts = rig.catalog.status(&run).await.unwrap();
+    assert_eq!(attempts.failures.get("access_denied"), Some(&1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_denies_every_put_halts_the_worker() {
+    let rig = Rig::new().await;
+    let photo = rig.couple(6, vec![jpeg(7)]).await;
+    rig.couple(7, vec![jpeg(8)]).await;
+    let run = rig.run(OriginalsPolicy::Delete).await;
+    rig.enqueue(&run, 6, true).await;
+    rig.enqueue(&run, 7, true).await;
+    let store = Denying {
+        deny_puts: true,
+        ..Denying::over(&rig.store)
+    };
+    let (summary, fatal) = rig.work_with(Arc::new(store)).await;
+    let fatal = fatal.expect("the worker halts on a store-wide denial");
+    assert!(fatal.contains("access to"), "{fatal}");
+    assert!(fatal.contains("denied"), "{fatal}");
+    assert_eq!(summary.jobs_completed, 0);
+    assert_eq!(summary.jobs_dead_lettered, 0);
+    // Nothing recorded failed, nothing deleted; the messages stay for a worker that may write.
+    assert_eq!(rig.state(&run, photo.id).await.0, PhotoState::Pending);
+    assert!(rig.exists(&photo.key).await);
+    let stats = rig.queue.stats().await.unwrap();
+    assert_eq!(stats.visible + stats.in_flight, 2, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thumbnail_the_store_refuses_to_delete_sets_its_photo_aside() {
+    let rig = Rig::new().await;
+    let locked = rig.couple(8, vec![jpeg(9), jpeg(10)]).await;
+    let run = rig.run(OriginalsPolicy::Keep).await;
+    rig.enqueue(&run, 8, true).await;
+    let refused = locked.thumbs[0].clone();
+    let store = Denying {
+        denied_deletes: vec![refused.clone()],
+        ..Denying::over(&rig.store)
+    };
+    let (summary, fatal) = rig.work_with(Arc::new(store)).await;
+    assert_eq!(fatal, None, "one refused key does not stop the worker");
+    assert_eq!(summary.jobs_completed, 1);
+    // The photo stays switched, set aside with its reason; its other thumbnail went (the request
+    // deleted it), the refused one is kept; the other photo is done; the worker exited.
+    assert_eq!(rig.state(&run, locked.id).await.0, PhotoState::Switched);
+    assert!(rig.exists(&refused).await);
+    assert!(!rig.exists(&locked.thumbs[1]).await);
+    assert_eq!(rig.state(&run, PhotoId(801)).await.0, PhotoState::Done);
+    let status = rig.catalog.status(&run).await.unwrap();
+    assert_eq!(status.sweep_blocked, 1, "{status:?}");
+    assert_eq!(
+        rig.catalog
+            .sweep_backlog(&run, &Tally::default())
+            .await
+            .unwrap(),
+        0,
+        "a set-aside photo is not waited for"
+    );
+
+    // The cause fixed, a requeue's unblock lets a worker finish it.
+    assert_eq!(rig.catalog.unblock_sweeps(&run).await.unwrap(), 1);
+    rig.work().await;
+    assert_eq!(rig.state(&run, locked.id).await.0, PhotoState::Done);
+    assert!(!rig.exists(&refused).await);
+    assert_eq!(rig.catalog.status(&run).await.unwrap().sweep_blocked, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_refuses_every_delete_halts_the_worker() {
+    let rig = Rig::new().await;
+    let photo = rig.couple(9, vec![jpeg(11)]).await;
+    let run = rig.run(OriginalsPolicy::Keep).await;
+    rig.enqueue(&run, 9, true).await;
+    let store = Denying {
+        deny_deletes: true,
+        ..Denying::over(&rig.store)
+    };
+    let (_, fatal) = rig.work_with(Arc::new(store)).await;
+    let fatal = fatal.expect("the worker halts when it may not delete at all");
+    assert!(fatal.contains("s3:DeleteObject"), "{fatal}");
+    assert_eq!(rig.state(&run, photo.id).await.0, PhotoState::Switched);
+    for t in &photo.thumbs {
+        assert!(rig.exists(t).await, "{t} was deleted");
+    }
+    assert_eq!(rig.catalog.status(&run).await.unwrap().sweep_blocked, 0);
 }

@@ -1,0 +1,53 @@
+-- The couples of a run that are enqueued and whose job has not completed, with when they were
+-- first enqueued, so that `status` reads the age of the oldest one through an index instead of a
+-- scan (issue 10). Rows are added by the producer's checkpoint (every couple up to it is enqueued;
+-- `launch --requeue` keeps the first time) and removed by the couple's complete attempt: both by
+-- the triggers below, so no caller can forget them. Same table as migrations/sqlite.
+CREATE TABLE run_open_couples (
+    run_id BIGINT NOT NULL,
+    couple_id BIGINT NOT NULL,
+    enqueued_at BIGINT NOT NULL,
+    PRIMARY KEY (run_id, couple_id)
+);
+CREATE INDEX run_open_couples_by_age ON run_open_couples (run_id, enqueued_at);
+
+-- Runs launched before this migration: once, from their checkpoints and attempts.
+INSERT INTO run_open_couples (run_id, couple_id, enqueued_at)
+SELECT pc.run_id, c.id, pc.updated_at
+FROM producer_checkpoints pc JOIN couples c ON c.id <= pc.last_couple_id
+WHERE NOT EXISTS (SELECT 1 FROM job_attempts a
+                  WHERE a.run_id = pc.run_id AND a.couple_id = c.id AND a.outcome = 'complete');
+
+CREATE FUNCTION open_couples_enqueued() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE since BIGINT := -9223372036854775808;
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        since := OLD.last_couple_id;
+    END IF;
+    IF NEW.last_couple_id > since THEN
+        INSERT INTO run_open_couples (run_id, couple_id, enqueued_at)
+        SELECT NEW.run_id, c.id, NEW.updated_at FROM couples c
+        WHERE c.id > since AND c.id <= NEW.last_couple_id
+          AND NOT EXISTS (SELECT 1 FROM job_attempts a WHERE a.run_id = NEW.run_id
+                          AND a.couple_id = c.id AND a.outcome = 'complete')
+        ON CONFLICT DO NOTHING;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER open_couples_enqueued AFTER INSERT OR UPDATE OF last_couple_id ON producer_checkpoints
+    FOR EACH ROW EXECUTE FUNCTION open_couples_enqueued();
+
+CREATE FUNCTION open_couples_completed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM run_open_couples o USING new_rows n
+    WHERE n.outcome = 'complete' AND o.run_id = n.run_id AND o.couple_id = n.couple_id;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER open_couples_completed AFTER INSERT ON job_attempts REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION open_couples_completed();
+
+-- A photo whose thumbnail the store refuses to delete (AccessDenied on that key, e.g. an object
+-- lock or a policy on a prefix): no worker claims it again and the run's sweep does not wait for
+-- it; `status` counts it and `launch --requeue` clears the mark once the operator fixed the cause.
+ALTER TABLE photo_progress ADD COLUMN sweep_blocked TEXT;
+CREATE INDEX photo_progress_sweep_blocked ON photo_progress (run_id) WHERE sweep_blocked IS NOT NULL;
