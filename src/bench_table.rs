@@ -39,7 +39,7 @@ pub fn print_per_photo(rows: &[PhotoRow<'_>], options: &ConvertOptions) {
     );
     println!(
         "{:<16} {:>5} {:>5} {:>7} {:>7} {:>11} {:>11} {:>7} {:>9} {:>9}",
-        "photo", "MP", "q", "score", "probes", "bytes", "cwebp q80", "ratio", "cpu ms", "cwebp ms"
+        "photo", "MP", "q", "score", "encodes", "bytes", "cwebp q80", "ratio", "cpu ms", "cwebp ms"
     );
     let (mut ours, mut theirs, mut kept) = (0usize, 0usize, 0usize);
     let (mut cpu, mut cwebp_cpu) = (Duration::ZERO, Duration::ZERO);

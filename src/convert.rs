@@ -55,7 +55,7 @@ fn convert_file(args: &ConvertArgs) -> anyhow::Result<()> {
                 100.0 * c.out.webp.len() as f64 / input.len() as f64,
                 c.quality,
                 c.tries,
-                if c.tries == 1 { "probe" } else { "probes" },
+                if c.tries == 1 { "encode" } else { "encodes" },
             );
         }
         Conversion::AlreadyWebp { width, height } => println!(

@@ -9,7 +9,7 @@ use image::ImageFormat;
 use crate::container::attach_metadata;
 use crate::exif::strip_gps_and_orientation;
 use crate::gif_frames::gif_frame_count;
-use crate::search::{choose_quality, Prober, DEFAULT_PROBE_PIXELS, PROBE_MARGIN};
+use crate::search::{choose_quality, Prober, CHECK_MARGIN};
 use crate::{decode_with_metadata, encode_webp, probe, CodecError, EncodeOptions, Transcoded};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -28,8 +28,6 @@ pub struct ConvertOptions {
     pub min_saving: f64,
     /// Carry the EXIF block (without GPS data and orientation) into the WebP.
     pub keep_exif: bool,
-    /// Pixels scored per probe of the quality search (tiles of 128x128 at full resolution).
-    pub probe_pixels: u64,
 }
 
 /// On SSIMULACRA2's scale 70 is "high quality": no artefacts visible at a normal viewing
@@ -49,7 +47,6 @@ impl Default for ConvertOptions {
             max_quality: DEFAULT_MAX_QUALITY,
             min_saving: 0.05,
             keep_exif: false,
-            probe_pixels: DEFAULT_PROBE_PIXELS,
         }
     }
 }
@@ -60,10 +57,11 @@ pub struct Converted {
     pub out: Transcoded,
     /// WebP quality of the encode kept.
     pub quality: f32,
-    /// Its SSIMULACRA2 score (worst probe tile); `None` when not measured: the quality was
+    /// Its SSIMULACRA2 score on the whole photo; `None` when not measured: the quality was
     /// fixed, or the image is too small to measure (under 8 pixels a side).
     pub score: Option<f64>,
-    /// Probes of the quality search (0 when the quality was fixed).
+    /// Full-size encodes of the quality search, each scored on the whole photo (0 when the
+    /// quality was fixed).
     pub tries: u8,
     /// Frames of the source: more than 1 for an animated GIF, of which only the first frame is
     /// in the WebP (see docs/codec.md).
@@ -104,8 +102,7 @@ pub enum Conversion {
 }
 
 /// Converts one photo: decode (pixel cap from the header, orientation applied), choose the
-/// lowest quality reaching the target on probe tiles, encode the whole photo once at it, then
-/// check the saving.
+/// lowest quality whose whole-photo score reaches the target, then check the saving.
 pub fn convert(input: &[u8], opts: &ConvertOptions) -> Result<Conversion, CodecError> {
     // Sniffed from the magic bytes, so other formats' headers are parsed once, by the decoder.
     if image::guess_format(input).ok() == Some(ImageFormat::WebP) {
@@ -119,39 +116,40 @@ pub fn convert(input: &[u8], opts: &ConvertOptions) -> Result<Conversion, CodecE
     let image = &decoded.image;
     let exif = decoded.exif.as_deref().and_then(strip_gps_and_orientation);
     let prober = if opts.check_quality {
-        Prober::new(image, opts.encode.method, opts.probe_pixels)
+        Prober::new(image, opts.encode.method)
     } else {
         None
     };
-    let (quality, score, tries, probed) = match prober {
-        None => (opts.encode.quality, None, 0, None),
+    let (quality, score, tries, bare) = match prober {
+        None => {
+            let options = EncodeOptions {
+                quality: opts.encode.quality,
+                ..opts.encode
+            };
+            (opts.encode.quality, None, 0, encode_webp(image, &options)?)
+        }
         Some(mut prober) => {
-            let (choice, bytes) = choose_quality(&mut prober, opts.target_score, opts.max_quality)?;
+            let choice = choose_quality(&mut prober, opts.target_score, opts.max_quality)?;
             if !choice.reached {
                 return Ok(Conversion::Keep {
                     reason: KeepReason::Quality,
                     detail: format!(
-                        "ssimulacra2 {:.1} on probe tiles, under the {:.1} they need for the \
+                        "ssimulacra2 {:.1} on the whole photo, under the {:.1} needed for the \
                          target {:.1}, even at the maximum quality {}",
                         choice.score,
-                        opts.target_score + PROBE_MARGIN,
+                        opts.target_score + CHECK_MARGIN,
                         opts.target_score,
                         choice.quality
                     ),
                 });
             }
-            (choice.quality, Some(choice.score), choice.probes, bytes)
+            (
+                choice.quality,
+                Some(choice.score),
+                choice.encodes,
+                choice.webp,
+            )
         }
-    };
-    let bare = match probed {
-        Some(bytes) => bytes,
-        None => encode_webp(
-            image,
-            &EncodeOptions {
-                quality,
-                ..opts.encode
-            },
-        )?,
     };
     let webp = attach_metadata(
         bare,

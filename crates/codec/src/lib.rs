@@ -13,6 +13,7 @@ mod gif_frames;
 mod quality;
 mod scaled;
 mod search;
+mod ssim2;
 mod synth;
 mod thumbnail;
 mod truncation;
@@ -24,11 +25,10 @@ pub use convert::{
 pub use decode::{decode, decode_with_metadata, probe, Decoded, ImageInfo, DEFAULT_MAX_PIXELS};
 pub use encode::{encode_webp, transcode, EncodeOptions, Transcoded};
 pub use error::CodecError;
-pub use quality::{quality_score, DEFAULT_COMPARE_PIXELS, TILE_SIDE};
+pub use quality::{quality_score, ssimulacra2_whole, DEFAULT_COMPARE_PIXELS, TILE_SIDE};
 pub use scaled::{ScaledImage, ScaledJpeg, Unscalable};
 pub use search::{
-    choose_quality, Choice, Prober, DEFAULT_PROBE_PIXELS, MIN_QUALITY, PROBE_MARGIN,
-    PROBE_TILE_SIDE,
+    choose_quality, Choice, Prober, CHECK_MARGIN, MAX_ENCODES, MIN_QUALITY, START_QUALITY,
 };
 pub use synth::synth_photo_jpeg;
 pub use thumbnail::{placeholder_thumbnail_jpeg, thumbnail_jpeg};

@@ -1,251 +1,255 @@
-//! Per-photo quality: the lowest WebP quality whose SSIMULACRA2 score reaches a target, found
-//! on small full-resolution tiles of the photo rather than on the whole of it.
+//! Per-photo quality: the lowest WebP quality whose SSIMULACRA2 score, **on the whole photo at
+//! full resolution**, reaches the target.
 //!
-//! A probe encodes each tile (a crop of the decoded source) at one quality, decodes it and
-//! scores it against the same crop of the source; the probe's score is its worst tile's. The
-//! source's tiles are cut and converted to linear light once and reused by every probe. The
-//! search starts at a quality predicted from the photo, steps by secant towards the target and
-//! stops after a few probes; only the quality it chooses is then encoded at full size. See
-//! docs/codec.md for what this costs and how it compares with scoring the whole photo.
+//! Each try encodes the whole photo and scores it whole (by `ssim2.rs`: the same metric as the
+//! `ssimulacra2` crate, about five times faster, with the source's half of the work done once
+//! per photo). The first try is at [`START_QUALITY`]; each further one is a secant step on the
+//! whole scores measured so far, until a score lands just above the target, at most
+//! [`MAX_ENCODES`] tries (two more when none has passed yet). Small probe tiles were tried as a
+//! cheaper guide and dropped: they judged the photo too kindly by an amount that varied per photo
+//! and per quality (4 to 17 points). See docs/codec.md for what this costs against `cwebp`.
 
-use image::{DynamicImage, RgbImage, RgbaImage};
-use ssimulacra2::{compute_frame_ssimulacra2, LinearRgb};
+use image::DynamicImage;
 
-use crate::quality::{srgb_to_linear_table, tiles_of, Pixels, Rect};
+use crate::quality::{srgb_to_linear_table, Pixels};
+use crate::ssim2::{Image3, Reference};
 use crate::{encode_webp, CodecError, EncodeOptions};
 
-/// Side of the probe tiles.
-pub const PROBE_TILE_SIDE: u32 = 128;
+/// Lowest quality the search goes down to. The whole photo is scored, so the search may go
+/// low on photos that stay good there (smooth, upscaled ones); libwebp's output under 30 is
+/// blocky in ways a target of 50 or more never accepts anyway.
+pub const MIN_QUALITY: f32 = 30.0;
 
-/// Pixels scored per probe at most: four 128x128 tiles. A probe costs about 1 µs per pixel
-/// (SSIMULACRA2 dominates; encoding the tiles is a few milliseconds), so four probes of a 3 MP
-/// photo cost about a quarter of one full encode.
-pub const DEFAULT_PROBE_PIXELS: u64 = 4 * (PROBE_TILE_SIDE as u64) * (PROBE_TILE_SIDE as u64);
+/// The whole photo's score must exceed the target by this much: recast's SSIMULACRA2 and the
+/// independent one (`scripts/check-ssimulacra2`) differ by up to about half a point, both ways.
+pub const CHECK_MARGIN: f64 = 0.5;
 
-/// Lowest quality the search goes down to. Below it, probe tiles can miss what the whole photo
-/// shows: a flat wallpaper scored 72.6 on its tiles at quality 30 and 55.6 whole.
-pub const MIN_QUALITY: f32 = 50.0;
+/// A whole score within this of the goal is close enough: a lower quality would save little
+/// and cost another full encode.
+const CLOSE_ENOUGH: f64 = 1.5;
 
-/// Probe tiles score higher than the whole photo (128-pixel tiles carry fewer of the metric's
-/// coarse scales, and sample the photo): the search aims this far above the target. Measured on
-/// bench photos against an independent whole-image SSIMULACRA2 (docs/codec.md): 4 to 7.5 points.
-pub const PROBE_MARGIN: f64 = 6.0;
+/// Full-size encodes (each with its whole-image score) per photo, when one of them has passed.
+pub const MAX_ENCODES: u8 = 3;
 
-/// Quality of the first probe: near most bench photos' answer at the default target.
-const START_QUALITY: f32 = 76.0;
+/// Further encodes allowed while none has passed, the last at the maximum quality: they decide
+/// between a WebP and keeping the original.
+const EXTRA_ENCODES_TO_PASS: u8 = 2;
 
-/// Score points gained per quality point, assumed until two probes measure the photo's own
-/// slope (the bench corpus: 0.4 to 0.9 between qualities 50 and 90).
-const ASSUMED_SLOPE: f64 = 0.6;
+/// The slope assumed for a step up after a whole score under the goal: a low one, so that the
+/// step is long enough to pass.
+const BOLD_SLOPE: f64 = 0.45;
 
-/// Probes of the search; when none of them reached the target, one more at `max_quality`
-/// decides between its quality and "kept: quality".
-const MAX_PROBES: u8 = 3;
+/// The slope assumed for a step down after a whole score well above the goal: a high one, so
+/// that the step is short enough to still pass.
+const GENTLE_SLOPE: f64 = 0.9;
 
-/// Qualities closer than this to a known failing one are not worth another probe.
-const RESOLUTION: f32 = 2.0;
+/// The lowest slope a step believes (score points per quality point); measured ones under it
+/// come from where the curve flattens, at high qualities.
+const MIN_SLOPE: f64 = 0.35;
+
+/// A step up after a failing try goes at least this far: a shorter one would most likely
+/// fail again by a hair.
+const MIN_STEP_UP: f32 = 2.0;
+
+/// Quality of the first try: about the median choice on the bench photos at the default target.
+pub const START_QUALITY: f32 = 76.0;
 
 /// What the search found.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Choice {
-    /// The quality chosen: the lowest probed one that reached the target, or `max_quality`
-    /// when none did.
+    /// The quality chosen: the lowest encoded one whose whole score reached the goal, or the
+    /// highest encoded when none did.
     pub quality: f32,
-    /// Its score (worst probe tile, which the search holds `PROBE_MARGIN` above the target).
+    /// Its whole-photo score.
     pub score: f64,
-    /// Whether the score reaches the target.
+    /// Whether the score reaches the target (with [`CHECK_MARGIN`]).
     pub reached: bool,
-    /// Probes made.
-    pub probes: u8,
+    /// Full-size encodes made (each scored whole).
+    pub encodes: u8,
+    /// The WebP at `quality`.
+    pub webp: Vec<u8>,
 }
 
-/// One tile: the source's crop as the encoder sees it, and its linear-light pixels.
-struct Tile {
-    crop: DynamicImage,
-    linear: LinearRgb,
-}
-
-/// The tiles of one photo, probed at any quality.
-pub struct Prober {
-    tiles: Vec<Tile>,
+/// The photo prepared for the search: the source's half of the metric, computed once.
+pub struct Prober<'a> {
+    image: &'a DynamicImage,
+    whole: Reference,
     method: u8,
     lut: [f32; 256],
-    /// The tile is the whole image: its encode is the photo's, kept for reuse.
-    whole: bool,
-    probes: u8,
 }
 
-impl Prober {
+impl<'a> Prober<'a> {
     /// `None` when the image is too small to score (under 8 pixels a side).
-    pub fn new(image: &DynamicImage, method: u8, probe_pixels: u64) -> Option<Prober> {
-        let (width, height) = (image.width(), image.height());
-        if width < 8 || height < 8 {
-            return None;
-        }
+    pub fn new(image: &'a DynamicImage, method: u8) -> Option<Prober<'a>> {
+        let (width, height) = (image.width() as usize, image.height() as usize);
         let lut = srgb_to_linear_table();
         let source = Pixels::of(image);
-        let rects = tiles_of(width, height, probe_pixels, PROBE_TILE_SIDE);
-        let whole = rects == [(0, 0, width as usize, height as usize)];
-        let tiles = rects
-            .into_iter()
-            .map(|rect| Tile {
-                crop: crop(&source, rect),
-                linear: source.linear(rect, &lut),
-            })
-            .collect();
+        let linear = Image3::linear_from_srgb(
+            &source.bytes,
+            source.channels,
+            source.width,
+            (0, 0, width, height),
+            &lut,
+        );
         Some(Prober {
-            tiles,
+            image,
+            whole: Reference::new(linear)?,
             method,
             lut,
-            whole,
-            probes: 0,
         })
     }
 
-    /// Score at `quality` (worst tile), and the encoded bytes when the tile is the whole image.
-    pub fn probe(&mut self, quality: f32) -> Result<(f64, Option<Vec<u8>>), CodecError> {
-        self.probes += 1;
+    /// The whole photo encoded at `quality`, and its whole score.
+    fn encode_and_score(&self, quality: f32) -> Result<(Vec<u8>, f64), CodecError> {
         let options = EncodeOptions {
             quality,
             method: self.method,
             max_pixels: u64::MAX,
         };
-        let mut worst = f64::INFINITY;
-        let mut bytes = None;
-        for tile in &self.tiles {
-            let webp = encode_webp(&tile.crop, &options)?;
-            let decoded = webp::Decoder::new(&webp)
-                .decode()
-                .ok_or_else(|| CodecError::Encode("the encoded WebP does not decode".into()))?;
-            let pixels = Pixels {
-                bytes: std::borrow::Cow::Borrowed(&decoded),
-                channels: if decoded.is_alpha() { 4 } else { 3 },
-                width: decoded.width() as usize,
-            };
-            let rect = (0, 0, decoded.width() as usize, decoded.height() as usize);
-            let score =
-                compute_frame_ssimulacra2(tile.linear.clone(), pixels.linear(rect, &self.lut))
-                    .map_err(|e| {
-                        CodecError::Encode(format!("cannot compare the WebP with its source: {e}"))
-                    })?;
-            worst = worst.min(score);
-            if self.whole {
-                bytes = Some(webp);
-            }
-        }
-        Ok((worst, bytes))
+        let webp = encode_webp(self.image, &options)?;
+        let score = score_webp(&self.whole, &webp, &self.lut)?;
+        Ok((webp, score))
     }
 }
 
-/// A probe made: quality, score, and the whole image's bytes when the tile was all of it.
-struct Probe {
+/// Decodes `webp` and scores it against `reference`.
+fn score_webp(reference: &Reference, webp: &[u8], lut: &[f32; 256]) -> Result<f64, CodecError> {
+    let decoded = webp::Decoder::new(webp)
+        .decode()
+        .ok_or_else(|| CodecError::Encode("the encoded WebP does not decode".into()))?;
+    let (w, h) = (decoded.width() as usize, decoded.height() as usize);
+    if (w, h) != (reference.width(), reference.height()) {
+        return Err(CodecError::Encode(format!(
+            "the encoded WebP is {w}x{h}, the source {}x{}",
+            reference.width(),
+            reference.height()
+        )));
+    }
+    let channels = if decoded.is_alpha() { 4 } else { 3 };
+    let linear = Image3::linear_from_srgb(&decoded, channels, w, (0, 0, w, h), lut);
+    Ok(reference.score(linear))
+}
+
+/// An encode made and scored whole.
+struct Encoded {
     quality: f32,
     score: f64,
-    bytes: Option<Vec<u8>>,
+    webp: Vec<u8>,
 }
 
-/// The lowest quality, at most `max_quality`, whose probe score reaches `target`, and the
-/// photo's bytes at it when the probe encoded the whole image.
+/// The lowest quality, at most `max_quality`, whose whole-photo score reaches `target` (plus
+/// [`CHECK_MARGIN`]), with its WebP.
 pub fn choose_quality(
-    prober: &mut Prober,
+    prober: &mut Prober<'_>,
     target: f64,
     max_quality: f32,
-) -> Result<(Choice, Option<Vec<u8>>), CodecError> {
+) -> Result<Choice, CodecError> {
     let max_quality = max_quality.clamp(0.0, 100.0);
-    let target = target + PROBE_MARGIN;
-    let mut probes: Vec<Probe> = Vec::new();
-    let mut quality = START_QUALITY.min(max_quality);
+    let min_quality = MIN_QUALITY.min(max_quality);
+    let goal = target + CHECK_MARGIN;
+    let mut encoded: Vec<Encoded> = Vec::new();
     loop {
-        let (score, bytes) = prober.probe(quality)?;
-        probes.push(Probe {
+        let passed = encoded.iter().any(|e| e.score >= goal);
+        let allowed = if passed {
+            MAX_ENCODES
+        } else {
+            MAX_ENCODES + EXTRA_ENCODES_TO_PASS
+        };
+        if encoded.len() >= usize::from(allowed) {
+            break;
+        }
+        // The qualities left to try lie strictly between the highest that failed and the
+        // lowest that passed.
+        let lowest_pass = encoded
+            .iter()
+            .filter(|e| e.score >= goal)
+            .map(|e| e.quality)
+            .reduce(f32::min);
+        let highest_fail = encoded
+            .iter()
+            .filter(|e| e.score < goal)
+            .map(|e| e.quality)
+            .reduce(f32::max);
+        let lo = highest_fail.map_or(min_quality, |f| f + 1.0);
+        let hi = lowest_pass.map_or(max_quality, |p| p - 1.0);
+        if lo > hi {
+            break;
+        }
+        let quality = if !passed && encoded.len() + 1 == usize::from(allowed) {
+            // The last try left: the maximum decides whether any quality reaches the goal.
+            hi
+        } else {
+            next_step(&encoded, goal)
+                .unwrap_or(START_QUALITY)
+                .clamp(lo, hi)
+        };
+        let (webp, score) = prober.encode_and_score(quality)?;
+        let done = (score >= goal && (score < goal + CLOSE_ENOUGH || quality <= lo))
+            || (score < goal && quality >= max_quality);
+        encoded.push(Encoded {
             quality,
             score,
-            bytes,
+            webp,
         });
-        let pass = probes
-            .iter()
-            .filter(|p| p.score >= target)
-            .min_by(|a, b| a.quality.total_cmp(&b.quality));
-        let fail = probes
-            .iter()
-            .filter(|p| p.score < target)
-            .max_by(|a, b| a.quality.total_cmp(&b.quality));
-        let next = match (pass, fail) {
-            (Some(p), Some(f)) if p.quality - f.quality <= RESOLUTION => None,
-            (Some(p), Some(f)) => {
-                // Secant between the bracket's ends, rounded up so it errs towards passing.
-                let t = (target - f.score) / (p.score - f.score).max(1e-6);
-                let q = (f.quality + (p.quality - f.quality) * t as f32).ceil();
-                Some(q.clamp(f.quality + 1.0, p.quality - 1.0))
-            }
-            (Some(p), None) if p.quality <= MIN_QUALITY => None,
-            (Some(p), None) => {
-                let q = p.quality - ((p.score - target) / slope(&probes)) as f32;
-                Some(q.floor().clamp(MIN_QUALITY, p.quality - 1.0))
-            }
-            (None, Some(f)) if f.quality >= max_quality => None,
-            (None, Some(f)) => {
-                let q = f.quality + ((target - f.score) / slope(&probes)) as f32;
-                Some(q.ceil().clamp(f.quality + 1.0, max_quality))
-            }
-            (None, None) => unreachable!("every probe passes or fails"),
-        };
-        match next {
-            Some(q) if probes.len() < usize::from(MAX_PROBES) => quality = q,
-            // Out of probes with none passing: one more at the maximum decides whether any
-            // quality reaches the target.
-            Some(_) if pass.is_none() => quality = max_quality,
-            _ => break,
+        if done {
+            break;
         }
     }
-    // The lowest quality that reached the target; when none did, the highest quality tried
-    // stands for the photo.
-    let lowest_pass = (0..probes.len())
-        .filter(|&i| probes[i].score >= target)
-        .min_by(|&a, &b| probes[a].quality.total_cmp(&probes[b].quality));
-    let best = lowest_pass.unwrap_or_else(|| {
-        (0..probes.len())
-            .max_by(|&a, &b| probes[a].quality.total_cmp(&probes[b].quality))
-            .expect("at least one probe")
-    });
-    let chosen = probes.swap_remove(best);
-    Ok((
-        Choice {
-            quality: chosen.quality,
-            score: chosen.score,
-            reached: chosen.score >= target,
-            probes: prober.probes,
-        },
-        chosen.bytes,
-    ))
+    let encodes = encoded.len() as u8;
+    let best = (0..encoded.len())
+        .filter(|&i| encoded[i].score >= goal)
+        .min_by(|&a, &b| encoded[a].quality.total_cmp(&encoded[b].quality))
+        .or_else(|| {
+            (0..encoded.len()).max_by(|&a, &b| encoded[a].quality.total_cmp(&encoded[b].quality))
+        })
+        .expect("at least one encode");
+    let chosen = encoded.swap_remove(best);
+    Ok(Choice {
+        quality: chosen.quality,
+        score: chosen.score,
+        reached: chosen.score >= goal,
+        encodes,
+        webp: chosen.webp,
+    })
 }
 
-/// The photo's slope measured by its two most recent probes when they are far enough apart and
-/// rising, else the assumed one.
-fn slope(probes: &[Probe]) -> f64 {
-    if let [.., a, b] = probes {
-        let dq = f64::from(b.quality - a.quality);
-        if dq.abs() >= 2.0 {
-            let s = (b.score - a.score) / dq;
-            if s > 0.1 {
-                return s.min(3.0);
-            }
+/// The next quality from the whole scores measured so far: a secant step between the closest
+/// passing and failing encodes once the goal is bracketed, else a step by the photo's measured
+/// slope (two encodes) or an assumed one, bold upwards and gentle downwards, so that a step
+/// rarely has to be taken back. `None` before the first encode.
+fn next_step(encoded: &[Encoded], goal: f64) -> Option<f32> {
+    let pass = encoded
+        .iter()
+        .filter(|e| e.score >= goal)
+        .min_by(|a, b| a.quality.total_cmp(&b.quality));
+    let fail = encoded
+        .iter()
+        .filter(|e| e.score < goal)
+        .max_by(|a, b| a.quality.total_cmp(&b.quality));
+    let measured = match encoded {
+        [.., a, b] if (b.quality - a.quality).abs() >= 2.0 => {
+            let s = (b.score - a.score) / f64::from(b.quality - a.quality);
+            // Scores flatten at high qualities, where a measured slope would send the next
+            // step far too low: it counts for at least MIN_SLOPE.
+            Some(s.clamp(MIN_SLOPE, 3.0))
         }
-    }
-    ASSUMED_SLOPE
-}
-
-/// A rectangle of the source as an 8-bit RGB(A) image.
-fn crop(source: &Pixels<'_>, (x0, y0, w, h): Rect) -> DynamicImage {
-    let c = source.channels;
-    let mut out = Vec::with_capacity(w * h * c);
-    for y in y0..y0 + h {
-        out.extend_from_slice(&source.bytes[(y * source.width + x0) * c..][..w * c]);
-    }
-    let (w, h) = (w as u32, h as u32);
-    if c == 4 {
-        DynamicImage::ImageRgba8(RgbaImage::from_raw(w, h, out).expect("w x h x 4 bytes"))
-    } else {
-        DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, out).expect("w x h x 3 bytes"))
-    }
+        _ => None,
+    };
+    Some(match (pass, fail) {
+        (Some(p), Some(f)) => {
+            let t = (goal - f.score) / (p.score - f.score).max(1e-6);
+            (f.quality + (p.quality - f.quality) * t as f32).ceil()
+        }
+        (Some(p), None) => {
+            let slope = measured.unwrap_or(GENTLE_SLOPE);
+            (p.quality - ((p.score - goal) / slope) as f32).floor()
+        }
+        (None, Some(f)) => {
+            let slope = measured.unwrap_or(BOLD_SLOPE);
+            (f.quality + ((goal - f.score) / slope) as f32)
+                .ceil()
+                .max(f.quality + MIN_STEP_UP)
+        }
+        (None, None) => return None,
+    })
 }
