@@ -292,6 +292,9 @@ fn load(dir: &Path) -> anyhow::Result<Vec<Photo>> {
     Ok(photos)
 }
 
+/// One photo's result and, on one thread, its CPU time; `None` until a thread has taken it.
+type Slot<T> = Option<(T, Option<Duration>)>;
+
 /// Runs `work` over every photo on `threads` threads, each taking the next photo not yet taken.
 fn run_pass<T: Send>(
     photos: &[Photo],
@@ -299,8 +302,7 @@ fn run_pass<T: Send>(
     work: impl Fn(&Photo) -> T + Sync,
 ) -> Pass<T> {
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<(T, Option<Duration>)>>> =
-        Mutex::new((0..photos.len()).map(|_| None).collect());
+    let results: Mutex<Vec<Slot<T>>> = Mutex::new((0..photos.len()).map(|_| None).collect());
     let (started, cpu_before) = (Instant::now(), cpu_time());
     std::thread::scope(|s| {
         for _ in 0..threads.max(1) {
