@@ -17,20 +17,23 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use recast_codec::{Conversion, ConvertOptions, KeepReason};
+use recast_codec::{Conversion, ConvertOptions, KeepReason, DEFAULT_COMPARE_PIXELS};
 
+use crate::bench_table::{print_per_photo, write_webps, PhotoRow};
 use crate::cli::BenchArgs;
 
-struct Photo {
-    path: PathBuf,
-    bytes: Vec<u8>,
-    megapixels: f64,
+pub(crate) struct Photo {
+    pub(crate) path: PathBuf,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) megapixels: f64,
 }
 
 /// Wall time of one pass at one thread count, and what each photo gave.
 struct Pass<T> {
     timing: Timing,
     results: Vec<T>,
+    /// CPU time of each photo (its thread's and its child processes'), on one thread only.
+    cpu_each: Vec<Option<Duration>>,
 }
 
 /// Wall and CPU time of a pass. CPU time tells the threads' own cost apart from waiting for
@@ -123,6 +126,8 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let (mut enc, mut conv, mut theirs) =
         ([Timing::UNSET; 2], [Timing::UNSET; 2], [Timing::UNSET; 2]);
     let (mut encoded, mut converted, mut cwebp_out) = (None, None, None);
+    // CPU time of each photo in the first one-thread pass of convert and cwebp.
+    let (mut conv_cpu, mut cwebp_cpu) = (None, None);
     for _ in 0..args.rounds.max(1) {
         for (slot, n) in [(0, 1), (1, threads)] {
             let pass = run_pass(&photos, n, encode);
@@ -131,10 +136,16 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             if args.vs_cwebp {
                 let pass = run_pass(&photos, n, run_cwebp);
                 theirs[slot] = theirs[slot].best(pass.timing);
+                if n == 1 {
+                    cwebp_cpu.get_or_insert(pass.cpu_each);
+                }
                 cwebp_out.get_or_insert(pass.results);
             }
             let pass = run_pass(&photos, n, convert);
             conv[slot] = conv[slot].best(pass.timing);
+            if n == 1 {
+                conv_cpu.get_or_insert(pass.cpu_each);
+            }
             converted.get_or_insert(pass.results);
         }
     }
@@ -213,7 +224,7 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         let mut scores = Vec::new();
         for (p, webp) in photos.iter().zip(outputs) {
             let (image, _) = recast_codec::decode(&p.bytes, options.encode.max_pixels)?;
-            let score = recast_codec::quality_score(&image, webp, options.compare_pixels)
+            let score = recast_codec::quality_score(&image, webp, DEFAULT_COMPARE_PIXELS)
                 .with_context(|| format!("failed to score {}", p.path.display()))?;
             scores.extend(score);
         }
@@ -229,6 +240,29 @@ fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     }
     println!();
     println!("{}", outcomes(&converted, &photos, &ours, &options));
+    if let (Some((_, outputs)), Some(ours_cpu), Some(their_cpu)) = (&cwebp, conv_cpu, cwebp_cpu) {
+        let rows: Vec<PhotoRow> = photos
+            .iter()
+            .zip(&converted)
+            .zip(outputs)
+            .zip(ours_cpu.iter().zip(&their_cpu))
+            .map(|(((p, c), theirs), (ours_cpu, their_cpu))| PhotoRow {
+                name: p
+                    .path
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into()),
+                megapixels: p.megapixels,
+                conversion: c.as_ref().ok(),
+                cwebp_bytes: theirs.len(),
+                cpu: *ours_cpu,
+                cwebp_cpu: *their_cpu,
+            })
+            .collect();
+        print_per_photo(&rows, &options);
+    }
+    if let Some(dir) = &args.write_webps {
+        write_webps(dir, &photos, &converted)?;
+    }
     Ok(())
 }
 
@@ -258,6 +292,9 @@ fn load(dir: &Path) -> anyhow::Result<Vec<Photo>> {
     Ok(photos)
 }
 
+/// One photo's result and, on one thread, its CPU time; `None` until a thread has taken it.
+type Slot<T> = Option<(T, Option<Duration>)>;
+
 /// Runs `work` over every photo on `threads` threads, each taking the next photo not yet taken.
 fn run_pass<T: Send>(
     photos: &[Photo],
@@ -265,15 +302,18 @@ fn run_pass<T: Send>(
     work: impl Fn(&Photo) -> T + Sync,
 ) -> Pass<T> {
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<T>>> = Mutex::new((0..photos.len()).map(|_| None).collect());
+    let results: Mutex<Vec<Slot<T>>> = Mutex::new((0..photos.len()).map(|_| None).collect());
     let (started, cpu_before) = (Instant::now(), cpu_time());
     std::thread::scope(|s| {
         for _ in 0..threads.max(1) {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(photo) = photos.get(i) else { break };
+                // On one thread the process's CPU time is this photo's alone.
+                let before = if threads <= 1 { cpu_time() } else { None };
                 let out = work(photo);
-                results.lock().expect("no thread panics holding it")[i] = Some(out);
+                let cpu = before.zip(cpu_time()).map(|(b, a)| a - b);
+                results.lock().expect("no thread panics holding it")[i] = Some((out, cpu));
             });
         }
     });
@@ -283,13 +323,17 @@ fn run_pass<T: Send>(
             .zip(cpu_before)
             .map(|(after, before)| after - before),
     };
-    let results = results
+    let (results, cpu_each) = results
         .into_inner()
         .expect("no thread panicked")
         .into_iter()
         .map(|r| r.expect("every photo was taken"))
-        .collect();
-    Pass { timing, results }
+        .unzip();
+    Pass {
+        timing,
+        results,
+        cpu_each,
+    }
 }
 
 fn webp_of(

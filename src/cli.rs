@@ -181,16 +181,19 @@ pub struct RunSettingsArgs {
     /// What to do with originals once their WebP is in and their thumbnails gone.
     #[arg(long, env = "RECAST_ORIGINALS", default_value = "keep", value_parser = parse_originals)]
     pub originals: OriginalsPolicy,
-    /// WebP quality (0-100).
+    /// WebP quality (0-100) of images too small to score (under 8 pixels a side).
     #[arg(long, env = "RECAST_QUALITY", default_value_t = 80.0)]
     pub quality: f32,
     /// libwebp method (0 fastest .. 6 smallest).
     #[arg(long, env = "RECAST_METHOD", default_value_t = 4)]
     pub method: u8,
-    /// Lowest SSIMULACRA2 score of a WebP; below it the photo is re-encoded at a higher quality or
-    /// keeps its original (see docs/codec.md).
-    #[arg(long, env = "RECAST_MIN_SCORE", default_value_t = recast_core::DEFAULT_MIN_SCORE)]
-    pub min_score: f64,
+    /// SSIMULACRA2 score every WebP must reach; each photo gets the lowest quality reaching it
+    /// (90 visually lossless, 70 high quality, 50 medium; see docs/codec.md).
+    #[arg(long, env = "RECAST_TARGET_SCORE", default_value_t = recast_core::DEFAULT_TARGET_SCORE)]
+    pub target_score: f64,
+    /// Highest WebP quality tried; a photo that misses the target even there keeps its original.
+    #[arg(long, env = "RECAST_MAX_QUALITY", default_value_t = recast_core::DEFAULT_MAX_QUALITY)]
+    pub max_quality: f32,
     /// Carry EXIF into the WebPs (GPS data and the orientation tag are always removed).
     #[arg(long, env = "RECAST_KEEP_EXIF")]
     pub keep_exif: bool,
@@ -202,7 +205,8 @@ impl RunSettingsArgs {
             quality: self.quality,
             method: self.method,
             originals: self.originals,
-            min_score: self.min_score,
+            target_score: self.target_score,
+            max_quality: self.max_quality,
             keep_exif: self.keep_exif,
         };
         s.validate()?;
@@ -493,15 +497,18 @@ pub struct DemoArgs {
 /// Codec settings shared by `convert` and `bench`.
 #[derive(Debug, Args, Clone)]
 pub struct ConvertSettings {
-    /// WebP quality (0-100) of the first encode.
+    /// WebP quality (0-100) of images too small to score, and of `bench`'s fixed-quality passes.
     #[arg(long, env = "RECAST_QUALITY", default_value_t = 80.0)]
     pub quality: f32,
     /// libwebp method (0 fastest .. 6 smallest).
     #[arg(long, env = "RECAST_METHOD", default_value_t = 4)]
     pub method: u8,
-    /// Lowest SSIMULACRA2 score accepted by the quality guard.
-    #[arg(long, env = "RECAST_MIN_SCORE", default_value_t = recast_codec::DEFAULT_MIN_SCORE)]
-    pub min_score: f64,
+    /// SSIMULACRA2 score the WebP must reach; the lowest quality reaching it is chosen.
+    #[arg(long, env = "RECAST_TARGET_SCORE", default_value_t = recast_codec::DEFAULT_TARGET_SCORE)]
+    pub target_score: f64,
+    /// Highest WebP quality tried; missing the target even there keeps the original.
+    #[arg(long, env = "RECAST_MAX_QUALITY", default_value_t = recast_codec::DEFAULT_MAX_QUALITY)]
+    pub max_quality: f32,
     /// Carry EXIF into the WebP (GPS data and the orientation tag are always removed).
     #[arg(long, env = "RECAST_KEEP_EXIF")]
     pub keep_exif: bool,
@@ -533,6 +540,10 @@ pub struct BenchArgs {
     /// Rounds of every pass; the best time of each is reported.
     #[arg(long, default_value_t = 3)]
     pub rounds: u32,
+    /// Write each photo's converted WebP here (NAME.webp), for an independent quality check
+    /// (scripts/check-ssimulacra2).
+    #[arg(long)]
+    pub write_webps: Option<PathBuf>,
     #[command(flatten)]
     pub settings: ConvertSettings,
 }

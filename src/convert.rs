@@ -15,7 +15,8 @@ impl ConvertSettings {
                 method: self.method,
                 max_pixels: self.max_pixels,
             },
-            min_score: self.min_score,
+            target_score: self.target_score,
+            max_quality: self.max_quality,
             keep_exif: self.keep_exif,
             ..ConvertOptions::default()
         }
@@ -54,7 +55,7 @@ fn convert_file(args: &ConvertArgs) -> anyhow::Result<()> {
                 100.0 * c.out.webp.len() as f64 / input.len() as f64,
                 c.quality,
                 c.tries,
-                if c.tries == 1 { "try" } else { "tries" },
+                if c.tries == 1 { "encode" } else { "encodes" },
             );
         }
         Conversion::AlreadyWebp { width, height } => println!(

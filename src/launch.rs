@@ -37,13 +37,15 @@ pub async fn run(a: LaunchArgs) -> anyhow::Result<()> {
     }
     catalog.close().await;
     println!(
-        "run {:?} {}: enqueued {} couples now, {} in all (originals: {}, quality {})",
+        "run {:?} {}: enqueued {} couples now, {} in all (originals: {}, quality {}, target score {}, max quality {})",
         run.name,
         if r.created { "created" } else { "resumed" },
         r.enqueued_now,
         r.enqueued_total,
         run.settings.originals,
-        run.settings.quality
+        run.settings.quality,
+        run.settings.target_score,
+        run.settings.max_quality
     );
     Ok(())
 }

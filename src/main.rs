@@ -1,6 +1,7 @@
 //! `recast`: migrate a photo store to one WebP per photo, safely, resumably, at fleet scale.
 
 mod bench;
+mod bench_table;
 mod charts;
 mod cli;
 mod convert;

@@ -12,15 +12,23 @@ mod exif;
 mod gif_frames;
 mod quality;
 mod scaled;
+mod search;
+mod ssim2;
 mod synth;
 mod thumbnail;
 mod truncation;
 
-pub use convert::{convert, Conversion, ConvertOptions, Converted, KeepReason, DEFAULT_MIN_SCORE};
+pub use convert::{
+    convert, Conversion, ConvertOptions, Converted, KeepReason, DEFAULT_MAX_QUALITY,
+    DEFAULT_TARGET_SCORE,
+};
 pub use decode::{decode, decode_with_metadata, probe, Decoded, ImageInfo, DEFAULT_MAX_PIXELS};
 pub use encode::{encode_webp, transcode, EncodeOptions, Transcoded};
 pub use error::CodecError;
-pub use quality::{quality_score, DEFAULT_COMPARE_PIXELS, TILE_SIDE};
+pub use quality::{quality_score, ssimulacra2_whole, DEFAULT_COMPARE_PIXELS, TILE_SIDE};
 pub use scaled::{ScaledImage, ScaledJpeg, Unscalable};
+pub use search::{
+    choose_quality, Choice, Prober, CHECK_MARGIN, MAX_ENCODES, MIN_QUALITY, START_QUALITY,
+};
 pub use synth::synth_photo_jpeg;
 pub use thumbnail::{placeholder_thumbnail_jpeg, thumbnail_jpeg};

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use image::DynamicImage;
 use ssimulacra2::{compute_frame_ssimulacra2, LinearRgb};
 
+use crate::ssim2::{Image3, Reference};
 use crate::CodecError;
 
 /// Side of the square tiles compared on images larger than the comparison budget.
@@ -66,19 +67,40 @@ pub fn quality_score(
     Ok(Some(worst))
 }
 
+/// SSIMULACRA2 of `distorted` against `source` on the whole images at full resolution, computed
+/// by recast's own implementation of the metric (`ssim2.rs`, faster than the crate's, same
+/// score within 0.5 points). `None` when the sizes differ or a side is under 8 pixels.
+pub fn ssimulacra2_whole(source: &DynamicImage, distorted: &DynamicImage) -> Option<f64> {
+    if (source.width(), source.height()) != (distorted.width(), distorted.height()) {
+        return None;
+    }
+    let lut = srgb_to_linear_table();
+    let linear = |image: &DynamicImage| {
+        let p = Pixels::of(image);
+        let rect = (0, 0, image.width() as usize, image.height() as usize);
+        Image3::linear_from_srgb(&p.bytes, p.channels, p.width, rect, &lut)
+    };
+    let reference = Reference::new(linear(source))?;
+    Some(reference.score(linear(distorted)))
+}
+
 /// A rectangle of the image: x, y, width, height.
-type Rect = (usize, usize, usize, usize);
+pub(crate) type Rect = (usize, usize, usize, usize);
 
 /// The whole image when it fits the budget, else tiles on an even grid (as many as the budget
 /// pays for, at least one; the grid follows the image's aspect ratio).
-fn tiles(width: u32, height: u32, compare_pixels: u64) -> Vec<Rect> {
+pub(crate) fn tiles(width: u32, height: u32, compare_pixels: u64) -> Vec<Rect> {
+    tiles_of(width, height, compare_pixels, TILE_SIDE)
+}
+
+/// [`tiles`] with tiles of `side` pixels.
+pub(crate) fn tiles_of(width: u32, height: u32, compare_pixels: u64, side: u32) -> Vec<Rect> {
     let (w, h) = (width as usize, height as usize);
     if u64::from(width) * u64::from(height) <= compare_pixels {
         return vec![(0, 0, w, h)];
     }
-    let side = TILE_SIDE as usize;
-    let (tw, th) = (side.min(w), side.min(h));
-    let count = (compare_pixels / (TILE_SIDE as u64 * TILE_SIDE as u64)).max(1) as usize;
+    let (tw, th) = ((side as usize).min(w), (side as usize).min(h));
+    let count = (compare_pixels / (u64::from(side) * u64::from(side))).max(1) as usize;
     let across = ((count as f64 * w as f64 / h as f64).sqrt().round() as usize).clamp(1, count);
     let down = count.div_ceil(across);
     let mut out = Vec::with_capacity(count);
@@ -99,14 +121,14 @@ fn tiles(width: u32, height: u32, compare_pixels: u64) -> Vec<Rect> {
 }
 
 /// 8-bit sRGB pixels, RGB or RGBA, row after row.
-struct Pixels<'a> {
-    bytes: Cow<'a, [u8]>,
-    channels: usize,
-    width: usize,
+pub(crate) struct Pixels<'a> {
+    pub(crate) bytes: Cow<'a, [u8]>,
+    pub(crate) channels: usize,
+    pub(crate) width: usize,
 }
 
 impl<'a> Pixels<'a> {
-    fn of(image: &'a DynamicImage) -> Pixels<'a> {
+    pub(crate) fn of(image: &'a DynamicImage) -> Pixels<'a> {
         let width = image.width() as usize;
         match image {
             DynamicImage::ImageRgb8(p) => Pixels {
@@ -134,7 +156,7 @@ impl<'a> Pixels<'a> {
     }
 
     /// Linear-light RGB of a rectangle, alpha composited over mid grey.
-    fn linear(&self, (x0, y0, w, h): Rect, lut: &[f32; 256]) -> LinearRgb {
+    pub(crate) fn linear(&self, (x0, y0, w, h): Rect, lut: &[f32; 256]) -> LinearRgb {
         let grey = lut[128];
         let mut out = Vec::with_capacity(w * h);
         for y in y0..y0 + h {
@@ -152,7 +174,7 @@ impl<'a> Pixels<'a> {
     }
 }
 
-fn srgb_to_linear_table() -> [f32; 256] {
+pub(crate) fn srgb_to_linear_table() -> [f32; 256] {
     std::array::from_fn(|i| {
         let c = i as f32 / 255.0;
         if c <= 0.04045 {

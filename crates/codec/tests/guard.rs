@@ -1,4 +1,4 @@
-//! The quality guard, the no-saving rule, the pixel cap of every format, and broken inputs,
+//! The per-photo quality, the no-saving rule, the pixel cap of every format, and broken inputs,
 //! through `convert` on real photos.
 
 mod common;
@@ -10,7 +10,7 @@ use image::codecs::jpeg::JpegEncoder;
 use image::{DynamicImage, ImageFormat, RgbaImage};
 use recast_codec::{
     convert, decode, quality_score, CodecError, Conversion, ConvertOptions, EncodeOptions,
-    KeepReason, DEFAULT_MAX_PIXELS,
+    KeepReason, DEFAULT_MAX_PIXELS, DEFAULT_MAX_QUALITY, DEFAULT_TARGET_SCORE,
 };
 
 fn with_quality(quality: f32) -> ConvertOptions {
@@ -24,7 +24,7 @@ fn with_quality(quality: f32) -> ConvertOptions {
 }
 
 #[test]
-fn the_score_falls_with_the_quality_and_photos_pass_at_the_defaults() {
+fn the_score_falls_with_the_quality_and_photos_reach_the_target_at_the_defaults() {
     let jpeg = shared_photo("astronaut.jpg");
     let (image, _) = decode(&jpeg, DEFAULT_MAX_PIXELS).unwrap();
     let score_at = |q: f32| {
@@ -45,48 +45,86 @@ fn the_score_falls_with_the_quality_and_photos_pass_at_the_defaults() {
     for name in ["astronaut.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg"] {
         let c = webp(&shared_photo(name), &ConvertOptions::default());
         let score = c.score.expect("measured");
+        assert!(score >= DEFAULT_TARGET_SCORE, "{name}: {score:.1}");
         assert!(
-            score >= recast_codec::DEFAULT_MIN_SCORE,
-            "{name}: {score:.1}"
+            (recast_codec::MIN_QUALITY..=DEFAULT_MAX_QUALITY).contains(&c.quality),
+            "{name}: quality {}",
+            c.quality
         );
-        assert_eq!((c.tries, c.quality), (1, 80.0), "{name} was re-encoded");
+        assert!(c.tries >= 1, "{name}: no probe");
     }
 }
 
 #[test]
-fn a_photo_under_the_threshold_is_reencoded_higher_then_kept() {
-    let jpeg = shared_photo("coffee.jpg");
-    let first = webp(&jpeg, &ConvertOptions::default());
-    let first_score = first.score.unwrap();
+fn the_chosen_quality_and_bytes_never_fall_as_the_target_rises() {
+    for name in ["coffee.jpg", "rocket.jpg"] {
+        let jpeg = shared_photo(name);
+        let mut last: Option<(f64, f32, usize)> = None;
+        let mut first_quality = None;
+        for target in [50.0, 60.0, 65.0, 70.0, 75.0] {
+            let c = webp(
+                &jpeg,
+                &ConvertOptions {
+                    target_score: target,
+                    ..ConvertOptions::default()
+                },
+            );
+            assert!(
+                c.score.unwrap() >= target,
+                "{name} at {target}: {:?}",
+                c.score
+            );
+            if let Some((t, q, bytes)) = last {
+                assert!(
+                    c.quality >= q && c.out.webp.len() >= bytes,
+                    "{name}: target {target} gave quality {} and {} bytes, target {t} gave \
+                     quality {q} and {bytes} bytes",
+                    c.quality,
+                    c.out.webp.len()
+                );
+            }
+            first_quality.get_or_insert(c.quality);
+            last = Some((target, c.quality, c.out.webp.len()));
+        }
+        // Honest only if the target moved the choice at all.
+        assert!(
+            last.unwrap().1 > first_quality.unwrap(),
+            "{name}: targets 50 to 75 all chose quality {}",
+            last.unwrap().1
+        );
+    }
+}
 
-    // Just above what quality 80 reached: a higher quality is needed and found.
-    let demanding = ConvertOptions {
-        min_score: first_score + 0.5,
-        ..ConvertOptions::default()
-    };
-    let better = webp(&jpeg, &demanding);
-    assert!(better.tries >= 2, "tries {}", better.tries);
-    assert!(better.quality > 80.0);
-    assert!(better.score.unwrap() >= demanding.min_score);
-    assert!(better.out.webp.len() > first.out.webp.len());
-
-    // Out of reach: three tries, then the original is kept. The source is a PNG so that even
-    // quality 96 saves bytes and only the score decides.
+#[test]
+fn a_target_no_quality_reaches_keeps_the_original_with_reason_quality() {
+    // The source is a PNG so that even the maximum quality saves bytes and only the score
+    // decides.
     let mut png = Cursor::new(Vec::new());
     DynamicImage::ImageRgb8(upright_chelsea())
         .write_to(&mut png, ImageFormat::Png)
         .unwrap();
     let impossible = ConvertOptions {
-        min_score: 100.5,
+        target_score: 99.0,
+        max_quality: 90.0,
         ..ConvertOptions::default()
     };
     match convert(png.get_ref(), &impossible).unwrap() {
         Conversion::Keep {
             reason: KeepReason::Quality,
             detail,
-        } => assert!(detail.contains("after 3 tries"), "{detail}"),
+        } => assert!(
+            detail.contains("for the target 99.0, even at the maximum quality 90"),
+            "{detail}"
+        ),
         other => panic!("expected kept: quality, got {other:?}"),
     }
+    assert_eq!(KeepReason::Quality.to_string(), "quality");
+    // The same photo and target with room to go higher converts.
+    let reachable = ConvertOptions {
+        target_score: 70.0,
+        ..impossible
+    };
+    assert!(webp(png.get_ref(), &reachable).score.unwrap() >= 70.0);
 }
 
 #[test]
@@ -107,7 +145,7 @@ fn a_webp_that_saves_under_5_percent_keeps_the_original() {
     // The same photo at a saving setting converts (the guard relaxed: a q20 JPEG's artefacts
     // are hard to keep at a low WebP quality).
     let saving = ConvertOptions {
-        min_score: 0.0,
+        check_quality: false,
         ..with_quality(40.0)
     };
     assert!(webp(&small, &saving).out.webp.len() < small.len() * 95 / 100);

@@ -22,6 +22,8 @@ pub use plan::{
     SampleMeasure, DEFAULT_DB_STATEMENTS_PER_SECOND, PIPELINE_EFFICIENCY, TAIL_SECONDS,
 };
 pub use prices::{Cost, InstancePrice, PriceError, PriceTable, BILLED_GB};
-pub use settings::{OriginalsPolicy, RunSettings, SettingsError, DEFAULT_MIN_SCORE};
+pub use settings::{
+    OriginalsPolicy, RunSettings, SettingsError, DEFAULT_MAX_QUALITY, DEFAULT_TARGET_SCORE,
+};
 pub use state::{advance_after_deletes, webp_key, FailureReason, KeptReason, PhotoState, Step};
 pub use tally::{Tally, TallySnapshot};

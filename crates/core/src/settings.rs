@@ -38,24 +38,37 @@ impl FromStr for OriginalsPolicy {
 /// the run reads them from there, so a worker started with other flags cannot change a run midway.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSettings {
-    /// WebP quality, 0..=100.
+    /// WebP quality, 0..=100, of images too small to score (under 8 pixels a side); every other
+    /// photo gets the lowest quality reaching `target_score`.
     pub quality: f32,
     /// libwebp's method (0 = fastest .. 6 = smallest).
     pub method: u8,
     pub originals: OriginalsPolicy,
-    /// Lowest SSIMULACRA2 score a WebP may have (the quality guard; see docs/codec.md).
-    #[serde(default = "default_min_score")]
-    pub min_score: f64,
+    /// SSIMULACRA2 score every WebP must reach: per photo, the lowest quality reaching it is
+    /// chosen (see docs/codec.md). Runs frozen before it existed read the default.
+    #[serde(default = "default_target_score")]
+    pub target_score: f64,
+    /// Highest WebP quality the per-photo search may choose; a photo that misses the target even
+    /// there keeps its original (reason `quality`).
+    #[serde(default = "default_max_quality")]
+    pub max_quality: f32,
     /// Carry EXIF (without GPS data and orientation) into the WebPs.
     #[serde(default)]
     pub keep_exif: bool,
 }
 
-/// The quality guard's default threshold: SSIMULACRA2's "medium quality".
-pub const DEFAULT_MIN_SCORE: f64 = 50.0;
+/// The default target: SSIMULACRA2's "high quality".
+pub const DEFAULT_TARGET_SCORE: f64 = 70.0;
 
-fn default_min_score() -> f64 {
-    DEFAULT_MIN_SCORE
+/// The default highest quality of the per-photo search.
+pub const DEFAULT_MAX_QUALITY: f32 = 95.0;
+
+fn default_target_score() -> f64 {
+    DEFAULT_TARGET_SCORE
+}
+
+fn default_max_quality() -> f32 {
+    DEFAULT_MAX_QUALITY
 }
 
 impl Default for RunSettings {
@@ -64,7 +77,8 @@ impl Default for RunSettings {
             quality: 80.0,
             method: 4,
             originals: OriginalsPolicy::Keep,
-            min_score: DEFAULT_MIN_SCORE,
+            target_score: DEFAULT_TARGET_SCORE,
+            max_quality: DEFAULT_MAX_QUALITY,
             keep_exif: false,
         }
     }
@@ -78,6 +92,12 @@ impl RunSettings {
         if self.method > 6 {
             return Err(SettingsError::Method(self.method));
         }
+        if !(0.0..=100.0).contains(&self.max_quality) {
+            return Err(SettingsError::MaxQuality(self.max_quality));
+        }
+        if !(0.0..=100.0).contains(&self.target_score) {
+            return Err(SettingsError::TargetScore(self.target_score));
+        }
         Ok(())
     }
 }
@@ -88,6 +108,10 @@ pub enum SettingsError {
     Quality(f32),
     #[error("method {0} is outside 0..=6")]
     Method(u8),
+    #[error("maximum quality {0} is outside 0..=100")]
+    MaxQuality(f32),
+    #[error("target score {0} is outside 0..=100 (ssimulacra2: 90 visually lossless, 70 high quality, 50 medium)")]
+    TargetScore(f64),
     #[error("originals policy {0:?} is neither \"keep\" nor \"delete\"")]
     Originals(String),
 }
@@ -102,16 +126,23 @@ mod tests {
             quality: 72.5,
             method: 6,
             originals: OriginalsPolicy::Delete,
-            min_score: 60.0,
+            target_score: 60.0,
+            max_quality: 90.0,
             keep_exif: true,
         };
         let json = serde_json::to_string(&s).unwrap();
         assert!(json.contains("\"delete\""), "{json}");
         assert_eq!(serde_json::from_str::<RunSettings>(&json).unwrap(), s);
-        // Runs frozen before the quality guard existed read with its defaults.
+        // Runs frozen before the per-photo quality existed (with or without the old guard's
+        // min_score) read with its defaults.
         let old: RunSettings =
             serde_json::from_str(r#"{"quality":80.0,"method":4,"originals":"keep"}"#).unwrap();
         assert_eq!(old, RunSettings::default());
+        let guarded: RunSettings = serde_json::from_str(
+            r#"{"quality":80.0,"method":4,"originals":"keep","min_score":50.0}"#,
+        )
+        .unwrap();
+        assert_eq!(guarded, RunSettings::default());
     }
 
     #[test]
@@ -123,6 +154,9 @@ mod tests {
         s.quality = 80.0;
         s.method = 7;
         assert_eq!(s.validate(), Err(SettingsError::Method(7)));
+        s.method = 4;
+        s.target_score = 120.0;
+        assert_eq!(s.validate(), Err(SettingsError::TargetScore(120.0)));
         assert!("remove".parse::<OriginalsPolicy>().is_err());
         assert_eq!(
             "delete".parse::<OriginalsPolicy>(),

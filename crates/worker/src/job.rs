@@ -288,6 +288,8 @@ impl JobContext<'_> {
                     detail,
                 })
             };
+            // Held until the photo is stored: what is in memory is bounded by the CPU pool.
+            let _in_hand = self.cpu.reserve().await;
             let original = match self.store.get(&photo.key).await {
                 Ok(b) => b,
                 Err(e) if e.is_not_found() => {
@@ -318,10 +320,10 @@ impl JobContext<'_> {
             metrics::counter!("recast_bytes_total", "direction" => "in")
                 .increment(original.len() as u64);
             let options = conversion_options(&run.settings, self.max_pixels);
-            let source = original.clone();
+            // The original moves into the pool and is freed there with the decoded pixels.
             let out = self
                 .cpu
-                .run(move || recast_codec::convert(&source, &options))
+                .run(move || recast_codec::convert(&original, &options))
                 .await;
             let out = match out {
                 Ok(Conversion::Webp(c)) if c.source_frames > 1 => {
@@ -396,7 +398,8 @@ pub fn conversion_options(settings: &RunSettings, max_pixels: u64) -> ConvertOpt
             method: settings.method,
             max_pixels,
         },
-        min_score: settings.min_score,
+        target_score: settings.target_score,
+        max_quality: settings.max_quality,
         keep_exif: settings.keep_exif,
         ..ConvertOptions::default()
     }

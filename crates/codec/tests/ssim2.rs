@@ -1,0 +1,56 @@
+//! recast's own SSIMULACRA2 (`ssim2.rs`, behind `ssimulacra2_whole`) against the `ssimulacra2`
+//! crate's, on real photos at several qualities: the per-photo quality relies on it scoring like
+//! the crate (and libjxl), only faster.
+
+mod common;
+
+use common::shared_photo;
+use image::{DynamicImage, RgbImage};
+use recast_codec::{decode, encode_webp, quality_score, ssimulacra2_whole, EncodeOptions};
+
+#[test]
+fn our_ssimulacra2_scores_within_half_a_point_of_the_crates() {
+    let mut compared = 0;
+    for name in ["astronaut.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg"] {
+        let (image, _) = decode(&shared_photo(name), u64::MAX).unwrap();
+        let mut last = f64::NEG_INFINITY;
+        for quality in [20.0, 50.0, 80.0, 95.0] {
+            let options = EncodeOptions {
+                quality,
+                ..EncodeOptions::default()
+            };
+            let webp = encode_webp(&image, &options).unwrap();
+            // The crate's score of the whole image (`u64::MAX` pixels: no tiles).
+            let theirs = quality_score(&image, &webp, u64::MAX).unwrap().unwrap();
+            let decoded = webp::Decoder::new(&webp).decode().unwrap();
+            assert!(!decoded.is_alpha());
+            let decoded = DynamicImage::ImageRgb8(
+                RgbImage::from_raw(decoded.width(), decoded.height(), decoded.to_vec()).unwrap(),
+            );
+            let ours = ssimulacra2_whole(&image, &decoded).unwrap();
+            assert!(
+                (ours - theirs).abs() <= 0.5,
+                "{name} at quality {quality}: ours {ours:.2}, the crate's {theirs:.2}"
+            );
+            // And it measures something: the score rises with the quality.
+            assert!(
+                ours > last,
+                "{name}: {ours:.2} at {quality} after {last:.2}"
+            );
+            last = ours;
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 16);
+}
+
+#[test]
+fn an_identical_image_scores_100_and_a_size_mismatch_is_not_scored() {
+    let (image, _) = decode(&shared_photo("chelsea.jpg"), u64::MAX).unwrap();
+    let score = ssimulacra2_whole(&image, &image).unwrap();
+    assert!((score - 100.0).abs() < 1e-6, "{score}");
+    let smaller = image.crop_imm(0, 0, 100, 100);
+    assert_eq!(ssimulacra2_whole(&image, &smaller), None);
+    let tiny = image.crop_imm(0, 0, 7, 100);
+    assert_eq!(ssimulacra2_whole(&tiny, &tiny), None);
+}
