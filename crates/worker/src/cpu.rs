@@ -9,6 +9,12 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 /// stays bounded by the cores, not by the jobs in flight (`--concurrency`).
 const IN_HAND_PER_THREAD: usize = 2;
 
+/// Pixels of the images converted at once, per CPU thread, in thousands. A conversion holds about
+/// 9 bytes a pixel at its peak (the decoded RGB, the encoder's YUV planes and its output), so two
+/// threads' 32 MP stay within some 300 MB; ordinary 2-12 MP photos never wait for it, while an
+/// image larger than the whole budget (a 60 MP scan) is converted alone, not beside another.
+const KILOPIXELS_PER_THREAD: usize = 16_000;
+
 type Task = Box<dyn FnOnce() + Send>;
 
 /// A bounded pool for CPU work (decode + encode): `threads` long-lived OS threads, shared by
@@ -22,6 +28,8 @@ type Task = Box<dyn FnOnce() + Send>;
 pub struct CpuPool {
     tasks: mpsc::Sender<Task>,
     in_hand: Arc<Semaphore>,
+    /// Kilopixels of the images being converted (see [`KILOPIXELS_PER_THREAD`]).
+    pixels: Arc<Semaphore>,
     threads: usize,
 }
 
@@ -48,6 +56,7 @@ impl CpuPool {
         CpuPool {
             tasks,
             in_hand: Arc::new(Semaphore::new(threads * IN_HAND_PER_THREAD)),
+            pixels: Arc::new(Semaphore::new(threads * KILOPIXELS_PER_THREAD)),
             threads,
         }
     }
@@ -70,6 +79,24 @@ impl CpuPool {
             .expect("the pool's semaphore is never closed")
     }
 
+    /// Runs `f`, the conversion of an image of `pixels` (from its header; 0 when unknown), once the
+    /// pool's pixel budget has room for it and a thread is free. An image larger than the budget
+    /// waits until nothing else is being converted, and holds the whole budget while it is. The
+    /// budget is fair (first come, first served), so a large image is not passed over forever.
+    pub async fn run_image<T: Send + 'static>(
+        &self,
+        pixels: u64,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
+        let budget = self.threads * KILOPIXELS_PER_THREAD;
+        let weight = ((pixels / 1_000) as usize).clamp(1, budget) as u32;
+        let _room = Arc::clone(&self.pixels)
+            .acquire_many_owned(weight)
+            .await
+            .expect("the pool's semaphore is never closed");
+        self.run(f).await
+    }
+
     /// Runs `f` on the pool once a thread is free; a panic in `f` resumes in the caller.
     pub async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
         let (done, result) = oneshot::channel();
@@ -84,5 +111,53 @@ impl CpuPool {
             Ok(v) => v,
             Err(panic) => resume_unwind(panic),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Barrier};
+
+    use super::CpuPool;
+
+    /// Runs `n` conversions of `pixels` at once and returns how many ran at the same time, at most.
+    async fn most_at_once(pool: &CpuPool, sizes: &[u64]) -> usize {
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let jobs = sizes.iter().map(|&pixels| {
+            let (running, most) = (running.clone(), most.clone());
+            pool.run_image(pixels, move || {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                running.fetch_sub(1, Ordering::SeqCst);
+            })
+        });
+        futures::future::join_all(jobs).await;
+        most.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn photos_of_ordinary_size_are_converted_side_by_side() {
+        let pool = CpuPool::new(2);
+        // Both must be inside the closure at once for either to pass the barrier.
+        let barrier = Arc::new(Barrier::new(2));
+        let jobs = (0..2).map(|_| {
+            let barrier = barrier.clone();
+            pool.run_image(5_000_000, move || {
+                barrier.wait();
+            })
+        });
+        futures::future::join_all(jobs).await;
+    }
+
+    #[tokio::test]
+    async fn an_image_larger_than_the_pixel_budget_is_converted_alone() {
+        let pool = CpuPool::new(2);
+        let budget = 2 * super::KILOPIXELS_PER_THREAD as u64 * 1_000;
+        assert_eq!(most_at_once(&pool, &[budget + 1, budget * 2, 60_000_000]).await, 1);
+        // Nor beside a small one, before or after it.
+        assert_eq!(most_at_once(&pool, &[3_000_000, budget + 1, 3_000_000]).await, 1);
     }
 }
