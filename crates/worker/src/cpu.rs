@@ -156,8 +156,14 @@ mod tests {
     async fn an_image_larger_than_the_pixel_budget_is_converted_alone() {
         let pool = CpuPool::new(2);
         let budget = 2 * super::KILOPIXELS_PER_THREAD as u64 * 1_000;
-        assert_eq!(most_at_once(&pool, &[budget + 1, budget * 2, 60_000_000]).await, 1);
+        assert_eq!(
+            most_at_once(&pool, &[budget + 1, budget * 2, 60_000_000]).await,
+            1
+        );
         // Nor beside a small one, before or after it.
-        assert_eq!(most_at_once(&pool, &[3_000_000, budget + 1, 3_000_000]).await, 1);
+        assert_eq!(
+            most_at_once(&pool, &[3_000_000, budget + 1, 3_000_000]).await,
+            1
+        );
     }
 }
