@@ -1,6 +1,8 @@
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
@@ -31,6 +33,31 @@ pub struct CpuPool {
     /// Kilopixels of the images being converted (see [`KILOPIXELS_PER_THREAD`]).
     pixels: Arc<Semaphore>,
     threads: usize,
+    /// Nanoseconds the threads have spent running tasks, all threads together.
+    busy_ns: Arc<AtomicU64>,
+    created: Instant,
+}
+
+/// How busy a pool's threads were since it was made: what a process's conversions could not
+/// have done faster on these threads is the time they sat waiting for work.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PoolUse {
+    pub threads: usize,
+    pub elapsed: Duration,
+    /// Time spent running tasks, all threads together.
+    pub busy: Duration,
+}
+
+impl PoolUse {
+    /// Share of the threads' time spent running tasks (1.0: never waited for work).
+    pub fn busy_share(&self) -> f64 {
+        self.busy.as_secs_f64() / (self.threads as f64 * self.elapsed.as_secs_f64()).max(1e-9)
+    }
+
+    /// Thread time spent waiting for work, all threads together.
+    pub fn starved(&self) -> Duration {
+        (self.elapsed * self.threads as u32).saturating_sub(self.busy)
+    }
 }
 
 impl CpuPool {
@@ -38,15 +65,22 @@ impl CpuPool {
         let threads = threads.max(1);
         let (tasks, receiver) = mpsc::channel::<Task>();
         let receiver = Arc::new(Mutex::new(receiver));
+        let busy_ns = Arc::new(AtomicU64::new(0));
         for n in 0..threads {
             let receiver = Arc::clone(&receiver);
+            let busy_ns = Arc::clone(&busy_ns);
             std::thread::Builder::new()
                 .name(format!("recast-cpu-{n}"))
                 .spawn(move || loop {
                     // The lock is held only while waiting for the next task, not while it runs.
                     let next = receiver.lock().map(|r| r.recv());
                     match next {
-                        Ok(Ok(task)) => task(),
+                        Ok(Ok(task)) => {
+                            let started = Instant::now();
+                            task();
+                            busy_ns
+                                .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                        }
                         // Every sender is gone: the pool was dropped.
                         _ => break,
                     }
@@ -58,6 +92,8 @@ impl CpuPool {
             in_hand: Arc::new(Semaphore::new(threads * IN_HAND_PER_THREAD)),
             pixels: Arc::new(Semaphore::new(threads * KILOPIXELS_PER_THREAD)),
             threads,
+            busy_ns,
+            created: Instant::now(),
         }
     }
 
@@ -68,6 +104,15 @@ impl CpuPool {
 
     pub fn threads(&self) -> usize {
         self.threads
+    }
+
+    /// How busy the threads have been since the pool was made (tasks under way not counted).
+    pub fn usage(&self) -> PoolUse {
+        PoolUse {
+            threads: self.threads,
+            elapsed: self.created.elapsed(),
+            busy: Duration::from_nanos(self.busy_ns.load(Ordering::Relaxed)),
+        }
     }
 
     /// A place for one photo in hand: taken before its GET, given back (dropped) once its
@@ -135,6 +180,11 @@ mod tests {
             })
         });
         futures::future::join_all(jobs).await;
+        let usage = pool.usage();
+        assert!(
+            usage.busy >= std::time::Duration::from_millis(50) * sizes.len() as u32,
+            "{usage:?}"
+        );
         most.load(Ordering::SeqCst)
     }
 
