@@ -40,12 +40,10 @@ pub async fn run(a: CeilingArgs) -> anyhow::Result<()> {
     let cpu = a.cpu_threads.map_or_else(CpuPool::per_core, CpuPool::new);
     let ceiling = codec_ceiling(&cpu, store.as_ref(), &keys, &run.settings)
         .await
-        .with_context(|| {
-            format!(
-                "failed to read the run's originals (under --originals delete they are gone: \
-                 measure the ceiling of a run that keeps them)"
-            )
-        })?;
+        .context(
+            "failed to read the run's originals (under --originals delete they are gone: \
+             measure the ceiling of a run that keeps them)",
+        )?;
     catalog.close().await;
     // One line, stable for scripts/bench-work to read.
     println!(
