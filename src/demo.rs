@@ -127,6 +127,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
             .with_prefix("migrate"),
     );
     let started = Instant::now();
+    let pool_before = cpu.usage();
     let stop = CancellationToken::new();
     let workers: Vec<_> = (0..a.workers.max(1))
         .map(|i| {
@@ -169,6 +170,10 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
         }
     }
     let elapsed = started.elapsed();
+    // The conversion threads' busy time during the migration alone (the pool also seeded and
+    // measured the ceiling): a share the machine's load does not distort as it does the ratio.
+    let busy = cpu.usage().busy.saturating_sub(pool_before.busy);
+    let busy_share = busy.as_secs_f64() / (cpu.threads() as f64 * elapsed.as_secs_f64());
     work_bar.set_position(
         Progress::get(&progress.photos_converted) + Progress::get(&progress.photos_failed),
     );
@@ -207,6 +212,10 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
         cpu.threads()
     );
     println!("  ratio         {:>12.2}  of the ceiling", rate / ceiling);
+    println!(
+        "  cpu threads   {:>11.1}%  busy converting over the migration's wall time",
+        100.0 * busy_share
+    );
     println!("  files in      {}", dir.display());
     if let Some(p) = planned {
         println!();
