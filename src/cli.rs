@@ -64,6 +64,9 @@ pub enum Command {
     Convert(ConvertArgs),
     /// Codec speed, size and quality on a folder of photos, optionally against cwebp.
     Bench(BenchArgs),
+    /// The conversion ceiling of a run: convert exactly the photos it converted, with its
+    /// settings, on N threads, and nothing else; prints photos/s (writes nothing).
+    Ceiling(CeilingArgs),
     /// Dry run: predict a run's result, requests, duration, cost and binding limit from the
     /// catalog and a sample of its photos; writes nothing.
     Plan(PlanArgs),
@@ -548,6 +551,21 @@ pub struct BenchArgs {
     pub settings: ConvertSettings,
 }
 
+#[derive(Debug, Args)]
+pub struct CeilingArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Object store URL of the run's originals: s3://BUCKET/PREFIX or file:///DIR (only read).
+    #[arg(long, env = "RECAST_STORE")]
+    pub store: String,
+    /// Run name (default: the most recent run).
+    #[arg(long, env = "RECAST_RUN")]
+    pub run: Option<String>,
+    /// Threads of the conversion (default: the cores), as `work --cpu-threads`.
+    #[arg(long, env = "RECAST_CPU_THREADS")]
+    pub cpu_threads: Option<usize>,
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = match cli.command {
@@ -570,6 +588,7 @@ pub fn main() -> ExitCode {
             Command::Queue(c) => crate::queue::run(c).await,
             Command::Convert(a) => crate::convert::run(a).await,
             Command::Bench(a) => crate::bench::run(a).await,
+            Command::Ceiling(a) => crate::ceiling::run(a).await,
             Command::Plan(a) => crate::plan::run(a).await,
             Command::Report(a) => crate::report::run(a).await,
             Command::Verify(a) => crate::verify::run(a).await,

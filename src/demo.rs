@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use recast_catalog::Catalog;
-use recast_core::{PhotoState, RunSettings, Tally};
+use recast_core::{PhotoState, RunSettings};
 use recast_store::ObjectStore;
 use recast_worker::{CpuPool, FleetSettings, Progress, Worker, WorkerConfig};
 use tokio_util::sync::CancellationToken;
@@ -97,7 +97,11 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
 
     // 2. The codec-only ceiling: decode+encode of exactly the photos the run converts, on the
     // pool the workers use, nothing else.
-    let keys = all_originals(catalog.as_ref()).await?;
+    let keys: Vec<String> = crate::ceiling::all_photos(catalog.as_ref())
+        .await?
+        .into_iter()
+        .map(|(_, key)| key)
+        .collect();
     let ceiling_bar = bars.add(ProgressBar::new_spinner().with_prefix("ceiling"));
     ceiling_bar.set_message(format!(
         "codec only: {} photos on {} threads",
@@ -105,7 +109,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
         cpu.threads()
     ));
     ceiling_bar.enable_steady_tick(BAR_REFRESH);
-    let ceiling = codec_ceiling(&cpu, store.as_ref(), &keys, &settings).await?;
+    let ceiling = crate::ceiling::codec_ceiling(&cpu, store.as_ref(), &keys, &settings).await?;
     ceiling_bar.finish_with_message(format!(
         "codec only: {ceiling:.2} photos/s on {} threads",
         cpu.threads()
@@ -123,6 +127,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
             .with_prefix("migrate"),
     );
     let started = Instant::now();
+    let pool_before = cpu.usage();
     let stop = CancellationToken::new();
     let workers: Vec<_> = (0..a.workers.max(1))
         .map(|i| {
@@ -165,6 +170,10 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
         }
     }
     let elapsed = started.elapsed();
+    // The conversion threads' busy time during the migration alone (the pool also seeded and
+    // measured the ceiling): a share the machine's load does not distort as it does the ratio.
+    let busy = cpu.usage().busy.saturating_sub(pool_before.busy);
+    let busy_share = busy.as_secs_f64() / (cpu.threads() as f64 * elapsed.as_secs_f64());
     work_bar.set_position(
         Progress::get(&progress.photos_converted) + Progress::get(&progress.photos_failed),
     );
@@ -203,6 +212,10 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
         cpu.threads()
     );
     println!("  ratio         {:>12.2}  of the ceiling", rate / ceiling);
+    println!(
+        "  cpu threads   {:>11.1}%  busy converting over the migration's wall time",
+        100.0 * busy_share
+    );
     println!("  files in      {}", dir.display());
     if let Some(p) = planned {
         println!();
@@ -248,52 +261,6 @@ fn clear_previous_demo(dir: &Path) -> anyhow::Result<()> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
         _ => Ok(()),
     }
-}
-
-/// Every original the run will convert, in catalog order.
-async fn all_originals(catalog: &dyn Catalog) -> anyhow::Result<Vec<String>> {
-    let tally = Tally::default();
-    let mut keys = Vec::new();
-    let mut after = None;
-    loop {
-        let page = catalog.couples_after(after, 100, &tally).await?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.couple);
-        keys.extend(
-            page.into_iter()
-                .flat_map(|j| j.photos.into_iter().map(|p| p.key)),
-        );
-    }
-    Ok(keys)
-}
-
-/// Photos per second of decode+encode alone, on exactly `keys` (the photos the run converts), all
-/// at once on the pool the workers use: the same conversion (quality guard included), the same
-/// threads. Reads run ahead of the pool, bounded to two photos per thread in memory, so the pool
-/// never waits for a read and memory stays flat; nothing else is done.
-pub async fn codec_ceiling(
-    cpu: &CpuPool,
-    store: &dyn ObjectStore,
-    keys: &[String],
-    settings: &RunSettings,
-) -> anyhow::Result<f64> {
-    let options = recast_worker::conversion_options(settings, recast_codec::DEFAULT_MAX_PIXELS);
-    let ahead = Arc::new(tokio::sync::Semaphore::new(2 * cpu.threads()));
-    let started = Instant::now();
-    let jobs = keys.iter().map(|k| {
-        let ahead = ahead.clone();
-        async move {
-            let _held = ahead.acquire_owned().await.expect("never closed");
-            let bytes = store.get(k).await?;
-            cpu.run(move || recast_codec::convert(&bytes, &options).is_ok())
-                .await;
-            anyhow::Ok(())
-        }
-    });
-    for r in futures::future::join_all(jobs).await {
-        r?;
-    }
-    Ok(keys.len() as f64 / started.elapsed().as_secs_f64())
 }
 
 /// The plan `demo --plan` makes: the fleet is the demo's, every worker in this process sharing

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_table;
+mod ceiling;
 mod charts;
 mod cli;
 mod convert;

@@ -71,7 +71,7 @@ pub async fn run(a: WorkArgs) -> anyhow::Result<()> {
         catalog.clone(),
         store,
         queue,
-        cpu,
+        cpu.clone(),
         Arc::new(Progress::default()),
     );
     let stop = CancellationToken::new();
@@ -99,6 +99,16 @@ pub async fn run(a: WorkArgs) -> anyhow::Result<()> {
         summary.jobs_released,
         summary.jobs_deferred,
         summary.jobs_dead_lettered
+    );
+    // Where the worker's time went, for the operator and scripts/bench-work: the conversion
+    // threads' time not spent converting (start-up, waits for I/O or the queue, the tail).
+    let usage = cpu.usage();
+    println!(
+        "cpu threads busy {:.1}% of {:.2} s on {} threads ({:.2} s of thread time without a photo to convert)",
+        100.0 * usage.busy_share(),
+        usage.elapsed.as_secs_f64(),
+        usage.threads,
+        usage.starved().as_secs_f64()
     );
     if let Some(reason) = worker.fatal() {
         anyhow::bail!("the worker stopped: {reason}");

@@ -320,10 +320,14 @@ impl JobContext<'_> {
             metrics::counter!("recast_bytes_total", "direction" => "in")
                 .increment(original.len() as u64);
             let options = conversion_options(&run.settings, self.max_pixels);
-            // The original moves into the pool and is freed there with the decoded pixels.
+            // The original moves into the pool and is freed there with the decoded pixels; its
+            // header's size takes its share of the pool's pixel budget (a header that cannot be
+            // read takes the least, and the conversion says what is wrong with it).
+            let pixels = recast_codec::probe(&original)
+                .map_or(0, |i| u64::from(i.width) * u64::from(i.height));
             let out = self
                 .cpu
-                .run(move || recast_codec::convert(&original, &options))
+                .run_image(pixels, move || recast_codec::convert(&original, &options))
                 .await;
             let out = match out {
                 Ok(Conversion::Webp(c)) if c.source_frames > 1 => {

@@ -17,7 +17,7 @@ mod settle;
 mod sweep;
 
 pub use counting::CountingStore;
-pub use cpu::CpuPool;
+pub use cpu::{CpuPool, PoolUse};
 pub use error::JobError;
 pub use fleet::FleetSettings;
 pub use job::conversion_options;
