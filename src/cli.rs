@@ -184,16 +184,18 @@ pub struct RunSettingsArgs {
     /// What to do with originals once their WebP is in and their thumbnails gone.
     #[arg(long, env = "RECAST_ORIGINALS", default_value = "keep", value_parser = parse_originals)]
     pub originals: OriginalsPolicy,
-    /// WebP quality (0-100) of images too small to score (under 8 pixels a side).
+    /// WebP quality (0-100) of every photo; with --target-score, of images too small to score.
     #[arg(long, env = "RECAST_QUALITY", default_value_t = 80.0)]
     pub quality: f32,
     /// libwebp method (0 fastest .. 6 smallest).
     #[arg(long, env = "RECAST_METHOD", default_value_t = 4)]
     pub method: u8,
-    /// SSIMULACRA2 score every WebP must reach; each photo gets the lowest quality reaching it
-    /// (90 visually lossless, 70 high quality, 50 medium; see docs/codec.md).
-    #[arg(long, env = "RECAST_TARGET_SCORE", default_value_t = recast_core::DEFAULT_TARGET_SCORE)]
-    pub target_score: f64,
+    /// Per-photo quality: the SSIMULACRA2 score every WebP must reach, each photo getting the
+    /// lowest quality reaching it (90 visually lossless, 70 high quality, 50 medium). It costs
+    /// several encodes and whole-photo scores per photo (see docs/codec.md); without it every
+    /// photo is encoded at --quality.
+    #[arg(long, env = "RECAST_TARGET_SCORE")]
+    pub target_score: Option<f64>,
     /// Highest WebP quality tried; a photo that misses the target even there keeps its original.
     #[arg(long, env = "RECAST_MAX_QUALITY", default_value_t = recast_core::DEFAULT_MAX_QUALITY)]
     pub max_quality: f32,
@@ -500,15 +502,17 @@ pub struct DemoArgs {
 /// Codec settings shared by `convert` and `bench`.
 #[derive(Debug, Args, Clone)]
 pub struct ConvertSettings {
-    /// WebP quality (0-100) of images too small to score, and of `bench`'s fixed-quality passes.
+    /// WebP quality (0-100): of the photo without --target-score, of images too small to score,
+    /// and of `bench`'s fixed-quality passes.
     #[arg(long, env = "RECAST_QUALITY", default_value_t = 80.0)]
     pub quality: f32,
     /// libwebp method (0 fastest .. 6 smallest).
     #[arg(long, env = "RECAST_METHOD", default_value_t = 4)]
     pub method: u8,
-    /// SSIMULACRA2 score the WebP must reach; the lowest quality reaching it is chosen.
-    #[arg(long, env = "RECAST_TARGET_SCORE", default_value_t = recast_codec::DEFAULT_TARGET_SCORE)]
-    pub target_score: f64,
+    /// Per-photo quality: the SSIMULACRA2 score the WebP must reach, the lowest quality reaching
+    /// it chosen (as `launch --target-score`); without it the photo is encoded at --quality.
+    #[arg(long, env = "RECAST_TARGET_SCORE")]
+    pub target_score: Option<f64>,
     /// Highest WebP quality tried; missing the target even there keeps the original.
     #[arg(long, env = "RECAST_MAX_QUALITY", default_value_t = recast_codec::DEFAULT_MAX_QUALITY)]
     pub max_quality: f32,

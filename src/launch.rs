@@ -37,15 +37,16 @@ pub async fn run(a: LaunchArgs) -> anyhow::Result<()> {
     }
     catalog.close().await;
     println!(
-        "run {:?} {}: enqueued {} couples now, {} in all (originals: {}, quality {}, target score {}, max quality {})",
+        "run {:?} {}: enqueued {} couples now, {} in all (originals: {}, {})",
         run.name,
         if r.created { "created" } else { "resumed" },
         r.enqueued_now,
         r.enqueued_total,
         run.settings.originals,
-        run.settings.quality,
-        run.settings.target_score,
-        run.settings.max_quality
+        match run.settings.target_score {
+            Some(t) => format!("target score {t}, max quality {}", run.settings.max_quality),
+            None => format!("quality {}", run.settings.quality),
+        }
     );
     Ok(())
 }

@@ -56,7 +56,7 @@ async fn a_resumed_run_keeps_its_own_target_score_and_max_quality() {
 
     let catalog = recast_catalog::open(&db).await.unwrap();
     let run = catalog.run(Some("r1")).await.unwrap();
-    assert_eq!(run.settings.target_score, 62.5);
+    assert_eq!(run.settings.target_score, Some(62.5));
     assert_eq!(run.settings.max_quality, 90.0);
 
     // Out of range: refused before anything is created, saying what is allowed.
@@ -78,4 +78,23 @@ async fn a_resumed_run_keeps_its_own_target_score_and_max_quality() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("target score 120 is outside 0..=100"), "{err}");
     assert!(catalog.run(Some("r2")).await.is_err());
+
+    // Without --target-score the per-photo search is off: every photo at the fixed quality.
+    let fixed = env.ok(&[
+        "launch",
+        "--db",
+        &db,
+        "--queue",
+        &queue,
+        "--run",
+        "r3",
+        "--quality",
+        "75",
+    ]);
+    assert!(fixed.contains("quality 75)"), "{fixed}");
+    let run = catalog.run(Some("r3")).await.unwrap();
+    assert_eq!(
+        (run.settings.target_score, run.settings.quality),
+        (None, 75.0)
+    );
 }

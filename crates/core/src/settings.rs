@@ -38,16 +38,18 @@ impl FromStr for OriginalsPolicy {
 /// the run reads them from there, so a worker started with other flags cannot change a run midway.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSettings {
-    /// WebP quality, 0..=100, of images too small to score (under 8 pixels a side); every other
-    /// photo gets the lowest quality reaching `target_score`.
+    /// WebP quality, 0..=100: every photo's without a `target_score`; with one, that of images
+    /// too small to score (under 8 pixels a side).
     pub quality: f32,
     /// libwebp's method (0 = fastest .. 6 = smallest).
     pub method: u8,
     pub originals: OriginalsPolicy,
-    /// SSIMULACRA2 score every WebP must reach: per photo, the lowest quality reaching it is
-    /// chosen (see docs/codec.md). Runs frozen before it existed read the default.
-    #[serde(default = "default_target_score")]
-    pub target_score: f64,
+    /// Per-photo quality: the SSIMULACRA2 score every WebP must reach, each photo getting the
+    /// lowest quality that reaches it (see docs/codec.md). `None` (the default, and runs frozen
+    /// before it existed): every photo is encoded at `quality`. Opt-in while the search costs
+    /// several encodes and whole-photo scores per photo.
+    #[serde(default)]
+    pub target_score: Option<f64>,
     /// Highest WebP quality the per-photo search may choose; a photo that misses the target even
     /// there keeps its original (reason `quality`).
     #[serde(default = "default_max_quality")]
@@ -63,10 +65,6 @@ pub const DEFAULT_TARGET_SCORE: f64 = 70.0;
 /// The default highest quality of the per-photo search.
 pub const DEFAULT_MAX_QUALITY: f32 = 95.0;
 
-fn default_target_score() -> f64 {
-    DEFAULT_TARGET_SCORE
-}
-
 fn default_max_quality() -> f32 {
     DEFAULT_MAX_QUALITY
 }
@@ -77,7 +75,7 @@ impl Default for RunSettings {
             quality: 80.0,
             method: 4,
             originals: OriginalsPolicy::Keep,
-            target_score: DEFAULT_TARGET_SCORE,
+            target_score: None,
             max_quality: DEFAULT_MAX_QUALITY,
             keep_exif: false,
         }
@@ -95,8 +93,8 @@ impl RunSettings {
         if !(0.0..=100.0).contains(&self.max_quality) {
             return Err(SettingsError::MaxQuality(self.max_quality));
         }
-        if !(0.0..=100.0).contains(&self.target_score) {
-            return Err(SettingsError::TargetScore(self.target_score));
+        if let Some(t) = self.target_score.filter(|t| !(0.0..=100.0).contains(t)) {
+            return Err(SettingsError::TargetScore(t));
         }
         Ok(())
     }
@@ -126,7 +124,7 @@ mod tests {
             quality: 72.5,
             method: 6,
             originals: OriginalsPolicy::Delete,
-            target_score: 60.0,
+            target_score: Some(60.0),
             max_quality: 90.0,
             keep_exif: true,
         };
@@ -134,7 +132,7 @@ mod tests {
         assert!(json.contains("\"delete\""), "{json}");
         assert_eq!(serde_json::from_str::<RunSettings>(&json).unwrap(), s);
         // Runs frozen before the per-photo quality existed (with or without the old guard's
-        // min_score) read with its defaults.
+        // min_score) read with the defaults: a fixed quality.
         let old: RunSettings =
             serde_json::from_str(r#"{"quality":80.0,"method":4,"originals":"keep"}"#).unwrap();
         assert_eq!(old, RunSettings::default());
@@ -155,7 +153,7 @@ mod tests {
         s.method = 7;
         assert_eq!(s.validate(), Err(SettingsError::Method(7)));
         s.method = 4;
-        s.target_score = 120.0;
+        s.target_score = Some(120.0);
         assert_eq!(s.validate(), Err(SettingsError::TargetScore(120.0)));
         assert!("remove".parse::<OriginalsPolicy>().is_err());
         assert_eq!(
