@@ -184,7 +184,7 @@ fn drain_hands_over(
     let queue = env.queue();
     // Couples of 24 photos converted one at a time: a job takes several seconds, more than the
     // 3 s drain deadline leaves it.
-    let dir = photos(env, "big", 3, 640, 480);
+    let dir = photos(env, "big", 3, 2000, 1500);
     seed_and_launch(env, &dir, 6, 24, &queue);
     let mut a_args = vec![
         "--concurrency",
@@ -517,7 +517,7 @@ async fn duplicate_deliveries_never_run_one_couple_twice_at_once() {
 fn a_job_over_its_maximum_duration_is_released_and_finished_later() {
     let env = Env::new();
     let queue = env.queue();
-    let dir = photos(&env, "big", 3, 640, 480);
+    let dir = photos(&env, "big", 3, 2000, 1500);
     seed_and_launch(&env, &dir, 2, 24, &queue);
     let w = work(
         &env,

@@ -279,6 +279,11 @@ fn report_renders_its_charts_in_headless_chromium() {
     let env = Env::new();
     seed_and_launch(&env, 6, "keep");
     work(&env);
+    // A second wave of couples a few seconds later, so that the run spans several of the
+    // charts' buckets however fast this machine converts the first.
+    std::thread::sleep(std::time::Duration::from_millis(2_100));
+    seed_and_launch(&env, 3, "keep");
+    work(&env);
     let out_dir = env.path("report");
     let text = env.ok(&[
         "report",
