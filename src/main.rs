@@ -8,6 +8,7 @@ mod cli;
 mod convert;
 mod demo;
 mod export;
+mod flags;
 mod import;
 mod launch;
 mod logging;
