@@ -31,11 +31,27 @@ async fn a_killed_launch_resumes_and_never_enqueues_a_couple_twice() {
         .await
         .unwrap();
     let launch = ["launch", "--db", &db, "--queue", &queue, "--run", "r1"];
+    // How long a whole launch takes here (another run, into a queue of its own), so that the
+    // kills below land inside a launch however fast this machine is.
+    let timing_queue = format!("sqlite://{}", env.path("timing.db").display());
+    let started = std::time::Instant::now();
+    env.ok(&[
+        "launch",
+        "--db",
+        &db,
+        "--queue",
+        &timing_queue,
+        "--run",
+        "r0",
+    ]);
+    let whole = started.elapsed().as_millis() as u64;
     // Kill launches at random moments until some were killed half-way through.
     let mut halfway = 0;
     for _ in 0..40 {
         let mut child = env.recast(&launch).stdout(Stdio::null()).spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(fastrand::u64(50..1500)));
+        std::thread::sleep(Duration::from_millis(fastrand::u64(
+            whole / 10..whole * 9 / 10 + 1,
+        )));
         child.kill().unwrap();
         child.wait().unwrap();
         let Ok(run) = catalog.run(Some("r1")).await else {

@@ -253,7 +253,12 @@ impl Run {
     pub async fn assert_nothing_lost(&self) {
         let status: serde_json::Value =
             serde_json::from_str(&self.env.ok(&["status", "--db", &self.db, "--json"])).unwrap();
-        assert_eq!(status["complete"], true, "{status:#}");
+        let q = recast_queue::SqsQueue::open(&self.queue).await.unwrap();
+        let stats = recast_queue::JobQueue::stats(&q).await.unwrap();
+        assert_eq!(
+            status["complete"], true,
+            "queue: {stats:?} (dead = dead-lettered)\n{status:#}"
+        );
         assert_eq!(
             status["status"]["by_state"]["done"]["photos"].as_u64(),
             Some(self.photos),
@@ -268,8 +273,6 @@ impl Run {
         let args = ["verify", "--db", &self.db, "--store", &self.store];
         let out = self.env.recast(&args).output().unwrap();
         assert_success(&out, &args);
-        let q = recast_queue::SqsQueue::open(&self.queue).await.unwrap();
-        let stats = recast_queue::JobQueue::stats(&q).await.unwrap();
         assert_eq!(
             (stats.visible, stats.in_flight, stats.dead),
             (0, 0, 0),

@@ -490,6 +490,10 @@ impl Worker {
 
 /// Longest a duplicate delivery is put back for before it looks at the couple's lease again.
 const DUPLICATE_RECHECK: Duration = Duration::from_secs(30);
+/// Shortest a duplicate delivery is put back for: every look at it is a receive, which counts
+/// toward the queue's dead-letter threshold, so a couple whose lease is about to be renewed must
+/// not be received again every second.
+const DUPLICATE_MIN_WAIT: Duration = Duration::from_secs(5);
 /// How long a duplicate of a couple running in this same worker is put back for.
 const SAME_WORKER_DUPLICATE_PAUSE: Duration = Duration::from_secs(5);
 

@@ -9,7 +9,7 @@ use recast_core::Tally;
 use recast_queue::ReceivedMessage;
 use tracing::{info, warn};
 
-use super::{Worker, DUPLICATE_RECHECK};
+use super::{Worker, DUPLICATE_MIN_WAIT, DUPLICATE_RECHECK};
 use crate::error::retry_backoff;
 use crate::job::JobReport;
 use crate::settle::Settler;
@@ -113,10 +113,10 @@ impl Worker {
                 JobOutcome::Released
             }
             Disposition::Defer { owner, until_ms } => {
-                // Until the lease ends, but no longer than DUPLICATE_RECHECK: the holder usually
-                // finishes well before its lease would.
-                let wait = Duration::from_millis((until_ms - now_ms()).max(1_000) as u64)
-                    .min(DUPLICATE_RECHECK);
+                // Until the lease ends, but no longer than DUPLICATE_RECHECK (the holder usually
+                // finishes well before its lease would) and no shorter than DUPLICATE_MIN_WAIT.
+                let wait = Duration::from_millis((until_ms - now_ms()).max(0) as u64)
+                    .clamp(DUPLICATE_MIN_WAIT, DUPLICATE_RECHECK);
                 if owner == me.config.name {
                     info!(retry_in = ?wait, "couple is already running in this worker (duplicate delivery); put back until it ends");
                 } else {
