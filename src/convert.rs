@@ -15,14 +15,11 @@ impl ConvertSettings {
                 method: self.method,
                 max_pixels: self.max_pixels,
             },
-            check_quality: self.target_score.is_some(),
-            target_score: self
-                .target_score
-                .unwrap_or(recast_codec::DEFAULT_TARGET_SCORE),
             max_quality: self.max_quality,
             keep_exif: self.keep_exif,
             ..ConvertOptions::default()
         }
+        .with_target(self.target_score)
     }
 }
 

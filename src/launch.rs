@@ -2,7 +2,7 @@
 //! core is `recast_ops::launch`).
 
 use anyhow::Context;
-pub use recast_ops::launch::{launch, requeue};
+pub use recast_ops::launch::{launch, now_ms, requeue};
 
 use crate::cli::LaunchArgs;
 
@@ -49,11 +49,4 @@ pub async fn run(a: LaunchArgs) -> anyhow::Result<()> {
         }
     );
     Ok(())
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_millis() as i64
 }

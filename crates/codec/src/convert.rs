@@ -51,6 +51,18 @@ impl Default for ConvertOptions {
     }
 }
 
+impl ConvertOptions {
+    /// These options with the run's per-photo quality: with a target score, the lowest quality
+    /// reaching it is chosen per photo; without one, every photo is encoded at `encode.quality`.
+    pub fn with_target(self, target_score: Option<f64>) -> ConvertOptions {
+        ConvertOptions {
+            check_quality: target_score.is_some(),
+            target_score: target_score.unwrap_or(DEFAULT_TARGET_SCORE),
+            ..self
+        }
+    }
+}
+
 /// A WebP that passed the guard.
 #[derive(Debug, Clone)]
 pub struct Converted {

@@ -179,7 +179,8 @@ async fn send_all(
     Ok(())
 }
 
-fn now_ms() -> i64 {
+/// Unix time in milliseconds, as the catalog records times.
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970")

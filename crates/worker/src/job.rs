@@ -402,12 +402,9 @@ pub fn conversion_options(settings: &RunSettings, max_pixels: u64) -> ConvertOpt
             method: settings.method,
             max_pixels,
         },
-        check_quality: settings.target_score.is_some(),
-        target_score: settings
-            .target_score
-            .unwrap_or(recast_codec::DEFAULT_TARGET_SCORE),
         max_quality: settings.max_quality,
         keep_exif: settings.keep_exif,
         ..ConvertOptions::default()
     }
+    .with_target(settings.target_score)
 }
