@@ -490,6 +490,10 @@ pub struct ImportArgs {
     /// Read and classify everything; write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// ListObjectsV2 requests in flight at once for a live listing of S3 (key ranges cut at the
+    /// patterns' prefixes, listed concurrently); 1 lists the bucket as one stream.
+    #[arg(long, default_value_t = recast_ops::import::DEFAULT_LISTING_STREAMS)]
+    pub listing_streams: usize,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,

@@ -1,13 +1,17 @@
 //! `recast import`: arguments → [`recast_ops::import`] → the summary.
 
 use anyhow::Context;
-use recast_ops::import::{ImportOptions, ImportSummary, Patterns};
+use recast_ops::import::{ImportOptions, ImportSummary, ListingShape, Patterns};
 
 use crate::cli::ImportArgs;
 
 pub async fn run(a: ImportArgs) -> anyhow::Result<()> {
     let patterns = Patterns::parse(&a.original, &a.thumbnail)?;
-    let mut source = recast_ops::import::open_source(&a.from).await?;
+    let listing = ListingShape {
+        streams: a.listing_streams.max(1),
+        prefixes: patterns.literal_prefixes(),
+    };
+    let mut source = recast_ops::import::open_source_with(&a.from, &listing).await?;
     let options = ImportOptions { dry_run: a.dry_run };
     if a.dry_run {
         // A dry run does not even open (or create) the catalog.

@@ -151,6 +151,15 @@ impl KeyPattern {
         &self.text
     }
 
+    /// The literal text before the first placeholder (`photos/` of `photos/{couple}/{photo}.jpg`):
+    /// every key the pattern matches starts with it.
+    pub fn literal_prefix(&self) -> &str {
+        match self.parts.first() {
+            Some(Part::Lit(lit)) => lit,
+            _ => "",
+        }
+    }
+
     /// Whether the pattern has this placeholder.
     pub fn has(&self, var: Var) -> bool {
         self.parts.contains(&Part::Var(var))

@@ -46,6 +46,25 @@ impl Patterns {
         })
     }
 
+    /// The patterns' literal prefixes, sorted, without one that another contains (`photos/` for
+    /// `photos/{couple}/{photo}.jpg`): where in the key space the photos are.
+    pub fn literal_prefixes(&self) -> Vec<String> {
+        let mut all: Vec<&str> = self
+            .originals
+            .iter()
+            .chain(&self.thumbnails)
+            .map(KeyPattern::literal_prefix)
+            .collect();
+        all.sort_unstable();
+        let mut out: Vec<String> = Vec::new();
+        for p in all {
+            if !out.last().is_some_and(|kept| p.starts_with(kept.as_str())) {
+                out.push(p.to_owned());
+            }
+        }
+        out
+    }
+
     /// The originals' patterns first, then the thumbnails', each in the order given.
     pub fn classify(&self, key: &str) -> Option<Classified> {
         let found = |kind, m: recast_core::KeyMatch<'_>| Classified {

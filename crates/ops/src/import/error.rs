@@ -56,6 +56,8 @@ pub enum ImportError {
         "the thread reading the import's records stopped ({0}): nothing of the unit was imported"
     )]
     Parser(#[source] tokio::task::JoinError),
+    #[error("the listing cursor in this import's checkpoint is unreadable ({0}); clear it with a new source name or re-create the catalog")]
+    Cursor(String),
     #[error("the checkpoint of this import is unreadable ({0}); clear it with a new source name or re-create the catalog")]
     Checkpoint(serde_json::Error),
     #[error("an import from stdin cannot resume from its checkpoint; import from the file (csv:PATH) instead")]

@@ -13,7 +13,7 @@ mod summary;
 
 pub use classify::{Classified, Patterns};
 pub use error::ImportError;
-pub use listing::listing_of;
+pub use listing::{listing_of, listing_with, ListingShape, DEFAULT_LISTING_STREAMS};
 pub use run::{import, ImportOptions, MAX_LISTED};
-pub use source::{open_source, Given, Record, Source, Unit};
+pub use source::{open_source, open_source_with, Given, Record, Source, Unit};
 pub use summary::{ImportSummary, KindTotals};

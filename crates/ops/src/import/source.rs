@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use recast_catalog::ObjectKind;
 
+use super::listing::ListingShape;
 use super::ImportError;
 
 /// One object a source names.
@@ -43,10 +44,19 @@ pub trait Source: Send {
         -> Result<Option<Unit>, ImportError>;
 }
 
+/// Opens the source an operator named, a live listing in one stream (see [`open_source_with`]).
+pub async fn open_source(from: &str) -> Result<Box<dyn Source>, ImportError> {
+    open_source_with(from, &ListingShape::sequential()).await
+}
+
 /// Opens the source an operator named: `s3://BUCKET/.../manifest.json` or
 /// `file:///DIR/.../manifest.json` (an S3 Inventory report), `s3://BUCKET/PREFIX` or
 /// `file:///DIR` (a live listing), `csv:PATH` or `csv:-` (the app's manifest).
-pub async fn open_source(from: &str) -> Result<Box<dyn Source>, ImportError> {
+/// A live listing of S3 is listed as `listing` says (ranges at once).
+pub async fn open_source_with(
+    from: &str,
+    listing: &ListingShape,
+) -> Result<Box<dyn Source>, ImportError> {
     if let Some(path) = from.strip_prefix("csv:") {
         return Ok(Box::new(super::app_manifest::AppManifest::open(path)?));
     }
@@ -56,5 +66,7 @@ pub async fn open_source(from: &str) -> Result<Box<dyn Source>, ImportError> {
     if from.ends_with("/manifest.json") {
         return Ok(Box::new(super::inventory::Inventory::open(from).await?));
     }
-    Ok(Box::new(super::listing::Listing::open(from).await?))
+    Ok(Box::new(
+        super::listing::Listing::open(from, listing).await?,
+    ))
 }
