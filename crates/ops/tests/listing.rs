@@ -92,16 +92,21 @@ async fn ranges_listed_at_once_hand_out_every_key_once() {
     let keys = keys();
     let store = store_with(dir.path(), &keys);
 
+    // 4 streams list the planned ranges; 16 also cut the long ones further as they go (a range
+    // with a full page is cut while fewer than 4 ranges per stream are open).
     let mut seen = BTreeMap::new();
-    let mut ranged = listing_with(Arc::clone(&store), "test", shape(4));
-    let (cursor, units) = read(ranged.as_mut(), None, None, &mut seen).await;
-    every_key_once(&seen, &keys);
-    assert!(
-        cursor.unwrap().starts_with("ranges:v1:"),
-        "a ranged listing's cursor records its ranges"
-    );
-    // More units than one stream's pages of 1,000: a unit is a page of one range.
-    assert!(units > keys.len() / 1000 + 1, "{units} units");
+    for streams in [4, 16] {
+        seen.clear();
+        let mut ranged = listing_with(Arc::clone(&store), "test", shape(streams));
+        let (cursor, units) = read(ranged.as_mut(), None, None, &mut seen).await;
+        every_key_once(&seen, &keys);
+        assert!(
+            cursor.unwrap().starts_with("ranges:v1:"),
+            "a ranged listing's cursor records its ranges"
+        );
+        // More units than one stream's pages of 1,000: a unit is a page of one range.
+        assert!(units > keys.len() / 1000 + 1, "{units} units");
+    }
 
     let mut sequential = BTreeMap::new();
     let mut one = listing_of(store, "test");
@@ -120,15 +125,15 @@ async fn a_ranged_listing_resumes_from_any_unit_without_losing_or_repeating_a_ke
     let dir = tempfile::tempdir().unwrap();
     let keys = keys();
     let store = store_with(dir.path(), &keys);
-    for stop_after in [1, 3, 7, 12] {
+    for (stop_after, streams) in [(1, 4), (3, 16), (7, 4), (12, 16)] {
         let mut seen = BTreeMap::new();
         // A listing stopped after some units (its pages in flight are dropped, as a killed
         // import's are), then a new one from the last unit's cursor.
-        let mut first = listing_with(Arc::clone(&store), "test", shape(4));
+        let mut first = listing_with(Arc::clone(&store), "test", shape(streams));
         let (cursor, n) = read(first.as_mut(), None, Some(stop_after), &mut seen).await;
         assert_eq!(n, stop_after);
         drop(first);
-        let mut resumed = listing_with(Arc::clone(&store), "test", shape(4));
+        let mut resumed = listing_with(Arc::clone(&store), "test", shape(streams));
         read(resumed.as_mut(), cursor, None, &mut seen).await;
         every_key_once(&seen, &keys);
     }

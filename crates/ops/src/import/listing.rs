@@ -3,13 +3,14 @@
 //!
 //! One ListObjectsV2 stream is a chain of requests, each waiting for the last (tens of ms each on
 //! S3): a few thousand keys a second, days for a bucket of billions. An S3 listing is therefore
-//! split into key ranges listed concurrently, at most `streams` requests in flight. The ranges
-//! are cut where the keys are likely to be: at each of the key patterns' literal prefixes
-//! (`photos/`, `thumbs/`) and, inside each, before the next character's likely values (digits,
-//! capitals, hex letters and the rest of the alphabet; see [`SPLITS`]). They cover the whole key
-//! space, so a key outside the patterns is still listed and counted as unmatched. Every range
-//! costs at most one request more than one stream over it would (its last, partial page), so the
-//! LIST bill stays one request per ~1,000 keys.
+//! split into key ranges listed concurrently, at most `streams` requests in flight. It starts
+//! with the key patterns' literal prefixes (`photos/`, `thumbs/`) as ranges, and the gaps around
+//! them, so that the ranges cover the whole key space (a key outside the patterns is still
+//! listed, and counted as unmatched). A range whose page comes back full has more keys: while
+//! fewer than 4 ranges per stream are open it is cut, one character deeper than its position, at
+//! the characters of the kind found there (digits for numeric ids, letters for others; see
+//! [`Range::split`]), so the streams spread over the keys as the listing learns where they are.
+//! A range costs one request more than a stream over its keys would (its last, partial page).
 //!
 //! The cursor of a unit records where every range stands (`ranges:v1:` and JSON): the ranges'
 //! positions as of the pages already handed out, never of pages fetched but not yet imported, so
@@ -31,11 +32,22 @@ use super::ImportError;
 /// Keys per listing page: S3's most per ListObjectsV2 request.
 const PAGE: u32 = 1000;
 /// Concurrent ListObjectsV2 requests of an S3 listing unless told otherwise.
-pub const DEFAULT_LISTING_STREAMS: usize = 8;
-/// Where a prefix's keys are cut into ranges: before these characters of the key after the
-/// prefix. Numeric ids spread over the digits; hex and UUID ids over the digits and `a`–`f`;
-/// other ids over capitals and the rest of the alphabet.
+pub const DEFAULT_LISTING_STREAMS: usize = 16;
+/// Where a range is cut when the character at the cut is of no known kind: digits, capitals and
+/// lowercase letters.
 const SPLITS: &str = "123456789ANacegnt";
+/// The characters a range is cut at after a key's character `next`: those of its kind (digits
+/// for a digit, letters of its case for a letter; with the character after the last of the kind,
+/// so that what follows them is a range of its own), else [`SPLITS`].
+fn cuts_after(next: Option<char>) -> &'static str {
+    match next {
+        Some('0'..='9') => "123456789:",
+        Some('a'..='z') => "cegikmoqsuwy{",
+        Some('A'..='Z') => "CEGIKMOQSUWY[",
+        _ => SPLITS,
+    }
+}
+
 /// How a cursor of several ranges starts (a single range's cursor is the plain last key).
 const RANGES_TAG: &str = "ranges:v1:";
 
@@ -65,9 +77,25 @@ struct Range {
     /// The last key listed (`start-after` of the next request).
     after: Option<String>,
     done: bool,
+    /// Which request in flight is this range's (ranges come and go as they split and finish).
+    #[serde(skip)]
+    id: u64,
+    #[serde(skip)]
+    busy: bool,
 }
 
 impl Range {
+    fn new(lo: Option<String>, hi: Option<String>) -> Range {
+        Range {
+            after: lo.as_deref().and_then(just_before),
+            lo,
+            hi,
+            done: false,
+            id: 0,
+            busy: false,
+        }
+    }
+
     fn holds(&self, key: &str) -> bool {
         self.lo.as_deref().is_none_or(|lo| key >= lo) && !self.past(key)
     }
@@ -75,17 +103,57 @@ impl Range {
     fn past(&self, key: &str) -> bool {
         self.hi.as_deref().is_some_and(|hi| key >= hi)
     }
+
+    /// Cuts what is left of a range that still had a full page into smaller ranges, one
+    /// character deeper than where its position and its end part, at the characters of the same
+    /// kind as the position's there (position `thumbs/10/6_320.jpg`, end `thumbs/2`: cuts
+    /// `thumbs/11`, ..., `thumbs/19`, `thumbs/1:`). This range keeps `[position, first cut)`;
+    /// the ranges after the cuts are returned. Nothing when no cut falls in between.
+    fn split(&mut self) -> Vec<Range> {
+        let Some(after) = self.after.as_deref() else {
+            return Vec::new();
+        };
+        let common = match self.hi.as_deref() {
+            Some(hi) => after
+                .char_indices()
+                .zip(hi.chars())
+                .find(|((_, a), h)| a != h)
+                .map_or(after.len().min(hi.len()), |((i, _), _)| i),
+            None => 0,
+        };
+        let base_end = after[common..]
+            .chars()
+            .next()
+            .map_or(common, |c| common + c.len_utf8());
+        let base = &after[..base_end];
+        let next = after[base_end..].chars().next();
+        let cuts: Vec<String> = cuts_after(next)
+            .chars()
+            .map(|c| format!("{base}{c}"))
+            .filter(|cut| cut.as_str() > after && !self.past(cut))
+            .collect();
+        let Some(first) = cuts.first().cloned() else {
+            return Vec::new();
+        };
+        let hi = std::mem::replace(&mut self.hi, Some(first));
+        let ends = cuts.iter().skip(1).cloned().map(Some).chain([hi]);
+        cuts.iter()
+            .cloned()
+            .zip(ends)
+            .map(|(lo, hi)| Range::new(Some(lo), hi))
+            .collect()
+    }
 }
 
-type Page = Pin<Box<dyn Future<Output = (usize, Result<Vec<ObjectMeta>, StoreError>)> + Send>>;
+type Page = Pin<Box<dyn Future<Output = (u64, Result<Vec<ObjectMeta>, StoreError>)> + Send>>;
 
 pub(crate) struct Listing {
     store: Arc<dyn ObjectStore>,
     url: String,
     shape: ListingShape,
-    /// Set from the cursor (or planned) on the first call.
+    /// The ranges not done: set from the cursor (or planned) on the first call.
     ranges: Option<Vec<Range>>,
-    busy: Vec<bool>,
+    next_id: u64,
     in_flight: FuturesUnordered<Page>,
 }
 
@@ -112,28 +180,44 @@ impl Listing {
             url: name.to_owned(),
             shape,
             ranges: None,
-            busy: Vec::new(),
+            next_id: 0,
             in_flight: FuturesUnordered::new(),
+        }
+    }
+
+    fn add(&mut self, ranges: Vec<Range>) {
+        let all = self.ranges.get_or_insert_with(Vec::new);
+        for mut range in ranges {
+            range.id = self.next_id;
+            self.next_id += 1;
+            all.push(range);
         }
     }
 
     /// Starts a request for each range neither done nor being listed, up to the streams.
     fn fill(&mut self) {
-        let ranges = self.ranges.as_ref().expect("ranges are set before listing");
-        for (i, range) in ranges.iter().enumerate() {
+        let ranges = self.ranges.as_mut().expect("ranges are set before listing");
+        for range in ranges.iter_mut() {
             if self.in_flight.len() >= self.shape.streams.max(1) {
                 break;
             }
-            if range.done || self.busy[i] {
+            if range.done || range.busy {
                 continue;
             }
-            self.busy[i] = true;
+            range.busy = true;
             let store = Arc::clone(&self.store);
-            let after = range.after.clone();
+            let (id, after) = (range.id, range.after.clone());
             self.in_flight.push(Box::pin(async move {
-                (i, store.list_page("", after.as_deref(), PAGE).await)
+                (id, store.list_page("", after.as_deref(), PAGE).await)
             }));
         }
+    }
+
+    /// Whether a range that still had a full page should be cut: while fewer ranges are open
+    /// than a few per stream (so that every stream has one to list, and the cursor stays small).
+    fn wants_more_ranges(&self) -> bool {
+        let open = self.ranges.as_ref().map_or(0, Vec::len);
+        self.shape.streams > 1 && open < 4 * self.shape.streams
     }
 }
 
@@ -164,21 +248,25 @@ impl Source for Listing {
                 Some(c) => decode(c).map_err(|e| ImportError::Cursor(e.to_string()))?,
                 None => plan(&self.shape),
             };
-            self.busy = vec![false; ranges.len()];
-            self.ranges = Some(ranges);
+            self.add(ranges);
         }
         loop {
             self.fill();
-            let Some((i, page)) = self.in_flight.next().await else {
+            let Some((id, page)) = self.in_flight.next().await else {
                 return Ok(None);
             };
-            self.busy[i] = false;
             let page = page.map_err(|source| ImportError::Store {
                 key: self.url.clone(),
                 source,
             })?;
+            let split = self.wants_more_ranges();
             let ranges = self.ranges.as_mut().expect("ranges are set");
-            let range = &mut ranges[i];
+            let at = ranges
+                .iter()
+                .position(|r| r.id == id)
+                .expect("a page answers a range of the listing");
+            let range = &mut ranges[at];
+            range.busy = false;
             let full = page.len() >= PAGE as usize;
             range.after = page.last().map(|m| m.key.clone()).or(range.after.take());
             range.done = !full || page.last().is_some_and(|m| range.past(&m.key));
@@ -193,13 +281,23 @@ impl Source for Listing {
                     })
                 })
                 .collect();
+            let cut = if split && !range.done {
+                range.split()
+            } else {
+                Vec::new()
+            };
+            if self.shape.streams > 1 {
+                // One stream keeps its one range: its cursor stays the last key.
+                ranges.retain(|r| !r.done);
+            }
+            self.add(cut);
             let Some(Ok(first)) = records.first() else {
                 continue;
             };
             let name = format!("{} from {}", self.url, first.key);
             return Ok(Some(Unit {
                 name,
-                cursor: encode(ranges),
+                cursor: encode(self.ranges.as_deref().unwrap_or_default()),
                 records: Box::new(records.into_iter()),
             }));
         }
@@ -207,43 +305,34 @@ impl Source for Listing {
 }
 
 /// The ranges a listing of `shape` starts with: the whole key space, cut (when more than one
-/// stream) at each prefix and before each of [`SPLITS`] after it.
+/// stream) where each prefix's keys start and end.
 fn plan(shape: &ListingShape) -> Vec<Range> {
-    let whole = Range {
-        lo: None,
-        hi: None,
-        after: None,
-        done: false,
-    };
     if shape.streams <= 1 {
-        return vec![whole];
+        return vec![Range::new(None, None)];
     }
-    let prefixes: Vec<&str> = if shape.prefixes.is_empty() {
-        vec![""]
-    } else {
-        shape.prefixes.iter().map(String::as_str).collect()
-    };
     let mut cuts: Vec<String> = Vec::new();
-    for p in prefixes {
-        if !p.is_empty() {
-            cuts.push(p.to_owned());
-        }
-        cuts.extend(SPLITS.chars().map(|c| format!("{p}{c}")));
+    for p in shape.prefixes.iter().filter(|p| !p.is_empty()) {
+        cuts.push(p.clone());
+        cuts.extend(after_all(p));
     }
     cuts.sort_unstable();
     cuts.dedup();
     let mut ranges = Vec::with_capacity(cuts.len() + 1);
     let mut lo: Option<String> = None;
     for cut in cuts.into_iter().map(Some).chain([None]) {
-        ranges.push(Range {
-            after: lo.as_deref().and_then(just_before),
-            lo: lo.take(),
-            hi: cut.clone(),
-            done: false,
-        });
+        ranges.push(Range::new(lo.take(), cut.clone()));
         lo = cut;
     }
     ranges
+}
+
+/// The least string above every key that starts with `prefix` (`photos0` for `photos/`), if
+/// its last character can be raised.
+fn after_all(prefix: &str) -> Option<String> {
+    let mut chars = prefix.chars();
+    let last = chars.next_back()?;
+    let raised = char::from_u32(last as u32 + 1)?;
+    Some(format!("{}{raised}", chars.as_str()))
 }
 
 /// A `start-after` for a range that starts at `lo`: just below it, so that its first request
@@ -277,10 +366,8 @@ fn decode(cursor: &str) -> Result<Vec<Range>, serde_json::Error> {
     match cursor.strip_prefix(RANGES_TAG) {
         Some(json) => serde_json::from_str(json),
         None => Ok(vec![Range {
-            lo: None,
-            hi: None,
             after: Some(cursor.to_owned()),
-            done: false,
+            ..Range::new(None, None)
         }]),
     }
 }
@@ -299,7 +386,9 @@ mod tests {
     #[test]
     fn ranges_cover_the_key_space_once_in_order() {
         let ranges = plan(&shape(8, &["photos/", "thumbs/"]));
-        assert_eq!(ranges.len(), 2 * (SPLITS.len() + 1) + 1);
+        assert_eq!(ranges.len(), 5, "{ranges:?}");
+        assert_eq!(ranges[1].lo.as_deref(), Some("photos/"));
+        assert_eq!(ranges[1].hi.as_deref(), Some("photos0"));
         assert_eq!(ranges[0].lo, None);
         assert_eq!(ranges.last().unwrap().hi, None);
         for pair in ranges.windows(2) {
@@ -332,6 +421,30 @@ mod tests {
             let after = just_before(lo).unwrap();
             assert!(after.as_str() < lo);
         }
+    }
+
+    #[test]
+    fn a_long_range_splits_after_its_position_and_the_pieces_meet() {
+        let mut range = Range {
+            after: Some("thumbs/10/612_320.jpg".into()),
+            ..Range::new(Some("thumbs/1".into()), Some("thumbs/2".into()))
+        };
+        let pieces = range.split();
+        assert_eq!(range.hi.as_deref(), Some("thumbs/11"));
+        assert_eq!(pieces[0].lo.as_deref(), Some("thumbs/11"));
+        // Digits after a digit, and what follows the digits in a range of its own.
+        assert_eq!(pieces.len(), 9, "{pieces:?}");
+        assert_eq!(pieces.last().unwrap().lo.as_deref(), Some("thumbs/1:"));
+        assert_eq!(pieces.last().unwrap().hi.as_deref(), Some("thumbs/2"));
+        for pair in pieces.windows(2) {
+            assert_eq!(pair[0].hi, pair[1].lo);
+        }
+        // One level deeper for the piece that keeps the position.
+        let deeper = range.split();
+        assert_eq!(range.hi.as_deref(), Some("thumbs/101"));
+        assert_eq!(deeper.last().unwrap().hi.as_deref(), Some("thumbs/11"));
+        // A range not started yet has no position to cut after.
+        assert!(Range::new(None, Some("a".into())).split().is_empty());
     }
 
     #[test]
