@@ -11,8 +11,8 @@ use futures::StreamExt;
 use recast_catalog::{Catalog, JobAttempt, ProgressUpdate, Run, WebpRecord};
 use recast_codec::{CodecError, Conversion, ConvertOptions, EncodeOptions, KeepReason};
 use recast_core::{
-    webp_key, CoupleId, FailureReason, JobPhoto, KeptReason, PhotoId, PhotoState, RunSettings,
-    Tally,
+    webp_key, CoupleId, FailureReason, JobOutcome, JobPhoto, KeptReason, PhotoId, PhotoState,
+    RunSettings, Tally,
 };
 use recast_store::{ObjectStore, StoreError};
 use tokio_util::sync::CancellationToken;
@@ -155,7 +155,7 @@ impl JobContext<'_> {
             } else {
                 Default::default()
             };
-            let outcome = outcome_of(retry.is_none(), stopped);
+            let outcome = JobOutcome::of_attempt(retry.is_some(), stopped);
             let attempt =
                 last.then(|| self.attempt(run, couple, photos.len() as u32, outcome, overhead));
             attempt_recorded |= last;
@@ -201,7 +201,7 @@ impl JobContext<'_> {
             // first photo: the attempt is still recorded (and the couple's lease ended).
             stopped |= !chunks.is_empty();
             let overhead = self.overhead.take();
-            let outcome = outcome_of(true, stopped);
+            let outcome = JobOutcome::of_attempt(false, stopped);
             let attempt = self.attempt(run, couple, photos.len() as u32, outcome, overhead);
             self.fleet
                 .timed(
@@ -238,14 +238,14 @@ impl JobContext<'_> {
         run: &Run,
         couple: CoupleId,
         photos: u32,
-        outcome: &'static str,
+        outcome: JobOutcome,
         overhead: recast_core::TallySnapshot,
     ) -> JobAttempt {
         JobAttempt {
             run: run.id,
             couple: Some(couple),
             worker: self.worker.to_owned(),
-            outcome: outcome.to_owned(),
+            outcome,
             photos,
             requests: self.tally.snapshot() + overhead,
             started_at_ms: self.started_at_ms,
@@ -381,16 +381,6 @@ impl JobContext<'_> {
         }
         .instrument(span)
         .await
-    }
-}
-
-/// An attempt's outcome: `complete`, `retry` (trouble; released after a backoff) or `released`
-/// (stopped by a drain or its maximum duration; visible again at once).
-fn outcome_of(no_trouble: bool, stopped: bool) -> &'static str {
-    match (no_trouble, stopped) {
-        (false, _) => "retry",
-        (true, true) => "released",
-        (true, false) => "complete",
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use recast_catalog::JobAttempt;
-use recast_core::Tally;
+use recast_core::{JobOutcome, Tally};
 use recast_queue::ReceivedMessage;
 use tracing::{info, warn};
 
@@ -43,30 +43,6 @@ impl From<Result<JobReport, JobError>> for Disposition {
             Err(JobError::Busy { owner, until_ms }) => Disposition::Defer { owner, until_ms },
             Err(JobError::Abort { reason }) => Disposition::DeadLetter { reason },
             Err(JobError::Fatal { reason }) => Disposition::Halt { reason },
-        }
-    }
-}
-
-/// A job's outcome as metrics and logs name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum JobOutcome {
-    Complete,
-    Retry,
-    Released,
-    Deferred,
-    DeadLettered,
-    Halted,
-}
-
-impl JobOutcome {
-    pub(super) fn as_str(self) -> &'static str {
-        match self {
-            JobOutcome::Complete => "complete",
-            JobOutcome::Retry => "retry",
-            JobOutcome::Released => "released",
-            JobOutcome::Deferred => "deferred",
-            JobOutcome::DeadLettered => "dead_lettered",
-            JobOutcome::Halted => "halted",
         }
     }
 }
@@ -209,7 +185,7 @@ impl Worker {
             run: run.id,
             couple: None,
             worker: me.config.name.clone(),
-            outcome: "overhead".to_owned(),
+            outcome: JobOutcome::Overhead,
             photos: 0,
             requests,
             started_at_ms: now,
