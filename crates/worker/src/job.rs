@@ -3,7 +3,6 @@
 //! across jobs into full DeleteObjects requests.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -18,8 +17,9 @@ use recast_store::{ObjectStore, StoreError};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
 
+use crate::events::Event;
 use crate::fleet::Fleet;
-use crate::{redact_id, CpuPool, JobError, Progress};
+use crate::{redact_id, CpuPool, JobError};
 
 /// When a job must stop before its end: the worker drains (its token), or the job has run for
 /// its maximum duration. A stopped job records what it did and releases its message.
@@ -49,7 +49,6 @@ pub(crate) struct JobContext<'a> {
     /// The store, counting into this job's tally.
     pub store: &'a dyn ObjectStore,
     pub cpu: &'a CpuPool,
-    pub progress: &'a Progress,
     pub fleet: &'a Fleet,
     pub tally: &'a Tally,
     /// Requests of the worker not tied to one job, folded into this job's attempt row.
@@ -173,22 +172,12 @@ impl JobContext<'_> {
                 })?;
             for (id, state) in recorded {
                 if states.insert(id, state).is_none() {
-                    self.fleet.counters().photos.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!("recast_photos_total", "outcome" => state.as_str())
-                        .increment(1);
-                    match state {
-                        PhotoState::Failed => {
-                            Progress::add(&self.progress.photos_failed, 1);
-                            self.fleet.counters().failed.fetch_add(1, Ordering::Relaxed);
-                        }
-                        PhotoState::Switched => {
-                            Progress::add(&self.progress.photos_converted, 1);
-                            keys_to_sweep += chunk
-                                .iter()
-                                .find(|p| p.id == id)
-                                .map_or(0, |p| p.thumbs.len() as u64);
-                        }
-                        _ => {}
+                    self.fleet.events().record(Event::PhotoRecorded(state));
+                    if state == PhotoState::Switched {
+                        keys_to_sweep += chunk
+                            .iter()
+                            .find(|p| p.id == id)
+                            .map_or(0, |p| p.thumbs.len() as u64);
                     }
                 }
             }
@@ -312,13 +301,9 @@ impl JobContext<'_> {
                 }
                 Err(e) => return failed(FailureReason::StoreRefused, e.to_string()),
             };
-            Progress::add(&self.progress.bytes_in, original.len() as u64);
             self.fleet
-                .counters()
-                .bytes_in
-                .fetch_add(original.len() as u64, Ordering::Relaxed);
-            metrics::counter!("recast_bytes_total", "direction" => "in")
-                .increment(original.len() as u64);
+                .events()
+                .record(Event::BytesIn(original.len() as u64));
             let options = conversion_options(&run.settings, self.max_pixels);
             // The original moves into the pool and is freed there with the decoded pixels; its
             // header's size takes its share of the pool's pixel budget (a header that cannot be
@@ -363,12 +348,7 @@ impl JobContext<'_> {
                 .put(&key, Bytes::from(out.webp), crc)
                 .await
                 .map_err(|e| JobError::store("put the WebP", e))?;
-            Progress::add(&self.progress.bytes_out, bytes);
-            self.fleet
-                .counters()
-                .bytes_out
-                .fetch_add(bytes, Ordering::Relaxed);
-            metrics::counter!("recast_bytes_total", "direction" => "out").increment(bytes);
+            self.fleet.events().record(Event::BytesOut(bytes));
             debug!(bytes, "stored");
             Ok(ProgressUpdate::Switched {
                 photo: photo.id,
