@@ -315,7 +315,7 @@ pub struct DemoArgs {
     #[arg(long, env = "RECAST_QUALITY", default_value_t = 80.0)]
     pub quality: f32,
     /// Side of generated photos, when --photos is not given (width; height is 3/4 of it).
-    #[arg(long, env = "RECAST_SYNTH_WIDTH", default_value_t = 1600)]
+    #[arg(long, env = "RECAST_SYNTH_WIDTH", default_value_t = recast_ops::seed::DEFAULT_SYNTH_WIDTH)]
     pub synth_width: u32,
     /// Run `plan` on the seeded catalog first, and print predicted against measured at the end.
     #[arg(long)]

@@ -13,8 +13,10 @@ use recast_store::ObjectStore;
 use recast_worker::{CpuPool, FleetSettings, Progress, Worker, WorkerConfig};
 use tokio_util::sync::CancellationToken;
 
+use recast_ops::plan::{PlanReport, Priced, Sampling, Setup, DEFAULT_INSTANCE_TYPE};
+use recast_ops::seed::{import_seeded, seed, seed_patterns, SeedPlan};
+
 use crate::cli::DemoArgs;
-use crate::seed::{seed, SeedPlan};
 use crate::tables::bytes as mb;
 
 /// How often the progress bars are refreshed.
@@ -57,20 +59,21 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
         thumbs: a.thumbs,
         synth_width: a.synth_width,
     };
+    seed_bar.set_length(u64::from(plan.couples));
     let seeded = seed(
         &plan,
         catalog.max_ids().await?,
         store.clone(),
         &cpu,
-        Some(&seed_bar),
+        &|couples| seed_bar.set_position(couples),
     )
     .await?;
     // The catalog is filled through the front door, as an operator's would be.
-    crate::seed::import_seeded(
+    import_seeded(
         catalog.as_ref(),
         store.clone(),
         &store_url,
-        &crate::seed::seed_patterns(&seeded),
+        &seed_patterns(&seeded),
     )
     .await?;
     seed_bar.finish_with_message(format!(
@@ -271,9 +274,9 @@ async fn plan_demo(
     store: &dyn ObjectStore,
     cpu: &CpuPool,
     settings: &RunSettings,
-) -> anyhow::Result<crate::plan::PlanReport> {
+) -> anyhow::Result<PlanReport> {
     let prices = recast_core::PriceTable::default();
-    let instance_type = crate::plan::DEFAULT_INSTANCE_TYPE;
+    let instance_type = DEFAULT_INSTANCE_TYPE;
     let fleet = recast_core::Fleet {
         workers: a.workers.max(1) as u32,
         instances: 1,
@@ -282,14 +285,14 @@ async fn plan_demo(
         record_batch: WorkerConfig::default().record_batch as u32,
         attempt_statement: true,
     };
-    let instance = crate::plan::Priced {
+    let instance = Priced {
         instance_type: instance_type.to_owned(),
         price: prices.instance(instance_type)?,
         machine: format!("this machine ({} threads shared)", cpu.threads()),
     };
-    let setup = crate::plan::Setup {
+    let setup = Setup {
         settings: settings.clone(),
-        sampling: crate::plan::Sampling {
+        sampling: Sampling {
             photos: a.plan_sample,
             seed: fastrand::u64(..),
         },
@@ -298,15 +301,11 @@ async fn plan_demo(
         prices,
         instance,
     };
-    crate::plan::predict(catalog, store, cpu, setup).await
+    Ok(recast_ops::plan::predict(catalog, store, cpu, setup).await?)
 }
 
 /// Predicted against measured: bytes after and duration, with the error of the prediction.
-fn plan_against_reality(
-    p: &crate::plan::PlanReport,
-    bytes_after: u64,
-    seconds: f64,
-) -> crate::tables::Table {
+fn plan_against_reality(p: &PlanReport, bytes_after: u64, seconds: f64) -> crate::tables::Table {
     use crate::tables::{bytes, duration, error_percent, Table};
     let mut t = Table::new(
         format!(

@@ -157,10 +157,10 @@ pub enum SpotWatch {
 
 #[derive(Debug, Args, Clone)]
 pub struct WorkTuning {
-    /// Couples in hand at once (default: 16; the CPU pool, one thread per core, bounds the
-    /// conversions running at once).
-    #[arg(long, env = "RECAST_CONCURRENCY")]
-    pub concurrency: Option<usize>,
+    /// Couples in hand at once (the CPU pool, one thread per core, bounds the conversions
+    /// running at once).
+    #[arg(long, env = "RECAST_CONCURRENCY", default_value_t = recast_worker::DEFAULT_CONCURRENCY)]
+    pub concurrency: usize,
     /// Photos of one couple converted at once.
     #[arg(long, env = "RECAST_PHOTO_PARALLELISM", default_value_t = recast_worker::DEFAULT_PHOTO_PARALLELISM)]
     pub photo_parallelism: usize,

@@ -3,7 +3,6 @@
 mod bench;
 mod bench_table;
 mod ceiling;
-mod charts;
 mod cli;
 mod convert;
 mod demo;

@@ -6,7 +6,9 @@
 
 use std::fmt::Write;
 
-use crate::report::{summary, ReportData};
+use recast_ops::report::ReportData;
+
+use crate::report::summary;
 use crate::tables::{escape, Table};
 
 const STYLE: &str = "body{font-family:sans-serif;margin:2em auto;max-width:980px;color:#222}\
@@ -37,7 +39,7 @@ const CHECK_SCRIPT: &str = r#"(function () {
 })();"#;
 
 pub fn page(data: &ReportData, tables: &[Table]) -> anyhow::Result<String> {
-    let charts = crate::charts::charts(data)?;
+    let charts = recast_ops::charts::charts(data)?;
     let mut out = String::new();
     let _ = write!(
         out,

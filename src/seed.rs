@@ -1,62 +1,14 @@
-//! `recast seed`: a demo store of couples' photos and real JPEG thumbnails. It writes the store
-//! only; the catalog is filled by `import` (a listing of the store through the key patterns),
-//! which `seed --db` and `demo` run themselves, so every run goes through the front door.
+//! `recast seed`: a demo store of couples' photos and real JPEG thumbnails (the core is
+//! `recast_ops::seed`). It writes the store only; with `--db` it imports what it wrote (the same
+//! import as `recast import --from STORE`), otherwise it prints that import's command.
 
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-use anyhow::{bail, Context};
-use bytes::Bytes;
-use futures::StreamExt;
-use indicatif::ProgressBar;
-use recast_catalog::Catalog;
+use anyhow::Context;
 use recast_core::{CoupleId, PhotoId};
-use recast_ops::import::{ImportOptions, ImportSummary, Patterns};
-use recast_store::ObjectStore;
+use recast_ops::seed::{import_seeded, seed, seed_patterns, SeedPlan};
 use recast_worker::CpuPool;
 
 use crate::cli::SeedArgs;
-
-/// Longest side of each thumbnail size, largest first; `--thumbs N` takes the first N.
-const THUMB_SIZES: [u32; 6] = [1280, 960, 640, 320, 160, 80];
-/// Couples whose objects are uploaded together.
-const COUPLES_PER_BATCH: usize = 100;
-/// Objects uploaded at once while seeding.
-const UPLOADS_IN_FLIGHT: usize = 32;
-/// Synthetic photos generated when no folder is given; couples cycle through them.
-const SYNTH_SOURCES: u64 = 12;
-
-/// One distinct source photo; couples' photos are copies of these.
-#[derive(Debug, Clone)]
-pub struct Source {
-    pub bytes: Bytes,
-    pub extension: String,
-    pub dimensions: Option<(u32, u32)>,
-    pub thumbnails: Vec<(u32, Bytes)>,
-}
-
-#[derive(Debug, Clone)]
-pub struct SeedPlan {
-    pub photos: Option<PathBuf>,
-    pub couples: u32,
-    pub min_photos: u32,
-    pub max_photos: u32,
-    pub thumbs: u32,
-    pub synth_width: u32,
-}
-
-#[derive(Debug, Default, Clone)]
-pub struct SeedReport {
-    /// The originals' file extensions (one original key pattern each).
-    pub extensions: BTreeSet<String>,
-    pub couples: u64,
-    pub photos: u64,
-    pub thumbnails: u64,
-    pub bytes: u64,
-    pub undecodable_sources: u64,
-    pub sources: u64,
-}
+use crate::tables;
 
 pub async fn run(a: SeedArgs) -> anyhow::Result<()> {
     let store = recast_store::open(&a.store)
@@ -68,7 +20,7 @@ pub async fn run(a: SeedArgs) -> anyhow::Result<()> {
         min_photos: a.min_photos,
         max_photos: a.max_photos,
         thumbs: a.thumbs,
-        synth_width: 1600,
+        synth_width: recast_ops::seed::DEFAULT_SYNTH_WIDTH,
     };
     let catalog = match &a.db {
         Some(db) => Some(
@@ -82,13 +34,20 @@ pub async fn run(a: SeedArgs) -> anyhow::Result<()> {
         Some(c) => c.max_ids().await?,
         None => (CoupleId(0), PhotoId(0)),
     };
-    let r = seed(&plan, first_ids, store.clone(), &CpuPool::per_core(), None).await?;
+    let r = seed(
+        &plan,
+        first_ids,
+        store.clone(),
+        &CpuPool::per_core(),
+        &|_| {},
+    )
+    .await?;
     println!(
-        "seeded {} couples, {} photos, {} thumbnails ({:.1} MB){}",
+        "seeded {} couples, {} photos, {} thumbnails ({}){}",
         r.couples,
         r.photos,
         r.thumbnails,
-        r.bytes as f64 / 1e6,
+        tables::bytes(r.bytes),
         if r.undecodable_sources > 0 {
             format!(
                 "; {} source file(s) are not decodable and will fail to migrate",
@@ -118,201 +77,4 @@ pub async fn run(a: SeedArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// The key patterns of what `seed` writes: one original pattern per extension.
-pub fn seed_patterns(r: &SeedReport) -> (Vec<String>, Vec<String>) {
-    let originals = r
-        .extensions
-        .iter()
-        .map(|e| format!("photos/{{couple}}/{{photo}}.{e}"))
-        .collect();
-    (
-        originals,
-        vec![crate::cli::DEFAULT_THUMBNAIL_PATTERN.to_owned()],
-    )
-}
-
-/// Imports what `seed` wrote, as `recast import --from STORE` does: a listing of the store through
-/// the seed's key patterns.
-pub async fn import_seeded(
-    catalog: &dyn Catalog,
-    store: Arc<dyn ObjectStore>,
-    store_url: &str,
-    patterns: &(Vec<String>, Vec<String>),
-) -> anyhow::Result<ImportSummary> {
-    let patterns = Patterns::parse(&patterns.0, &patterns.1)?;
-    let mut source = recast_ops::import::listing_of(store, store_url);
-    recast_ops::import::import(
-        Some(catalog),
-        store_url,
-        source.as_mut(),
-        &patterns,
-        &ImportOptions::default(),
-    )
-    .await
-    .with_context(|| format!("failed to import {store_url}"))
-}
-
-/// Reads (or generates) the sources and makes their thumbnails on the CPU pool.
-pub async fn load_sources(plan: &SeedPlan, cpu: &CpuPool) -> anyhow::Result<Vec<Source>> {
-    let sizes: Vec<u32> = THUMB_SIZES
-        .iter()
-        .copied()
-        .take(plan.thumbs as usize)
-        .collect();
-    let raw: Vec<(String, Bytes)> = match &plan.photos {
-        Some(dir) => read_dir_files(dir)?,
-        None => {
-            let w = plan.synth_width.max(64);
-            let jobs = (0..SYNTH_SOURCES).map(|seed| {
-                cpu.run(move || {
-                    (
-                        format!("synthetic-{seed}.jpg"),
-                        Bytes::from(recast_codec::synth_photo_jpeg(seed, w, w * 3 / 4)),
-                    )
-                })
-            });
-            futures::future::join_all(jobs).await
-        }
-    };
-    let jobs = raw.into_iter().map(|(name, bytes)| {
-        let sizes = sizes.clone();
-        cpu.run(move || make_source(name, bytes, &sizes))
-    });
-    Ok(futures::future::join_all(jobs).await)
-}
-
-fn read_dir_files(dir: &Path) -> anyhow::Result<Vec<(String, Bytes)>> {
-    let mut files = Vec::new();
-    for entry in
-        std::fs::read_dir(dir).with_context(|| format!("failed to read {}", dir.display()))?
-    {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let lower = name.to_lowercase();
-        let is_image_name = [".jpg", ".jpeg", ".png", ".gif", ".webp"]
-            .iter()
-            .any(|e| lower.ends_with(e));
-        if entry.file_type()?.is_file() && is_image_name {
-            files.push((name, Bytes::from(std::fs::read(entry.path())?)));
-        }
-    }
-    files.sort_by(|a, b| a.0.cmp(&b.0));
-    if files.is_empty() {
-        bail!(
-            "{} holds no .jpg/.jpeg/.png/.gif/.webp files",
-            dir.display()
-        );
-    }
-    Ok(files)
-}
-
-fn make_source(name: String, bytes: Bytes, sizes: &[u32]) -> Source {
-    let extension = name
-        .rsplit_once('.')
-        .map_or("jpg", |(_, e)| e)
-        .to_lowercase();
-    match recast_codec::decode(&bytes, recast_codec::DEFAULT_MAX_PIXELS) {
-        Ok((image, _info)) => Source {
-            thumbnails: sizes
-                .iter()
-                .map(|&s| (s, Bytes::from(recast_codec::thumbnail_jpeg(&image, s, 85))))
-                .collect(),
-            dimensions: Some((image.width(), image.height())),
-            bytes,
-            extension,
-        },
-        Err(e) => {
-            tracing::warn!(file = %name, error = %e, "source is not decodable; seeding it with placeholder thumbnails");
-            Source {
-                thumbnails: sizes
-                    .iter()
-                    .map(|&s| {
-                        (
-                            s,
-                            Bytes::from(recast_codec::placeholder_thumbnail_jpeg(s.min(160))),
-                        )
-                    })
-                    .collect(),
-                dimensions: None,
-                bytes,
-                extension,
-            }
-        }
-    }
-}
-
-/// Photos owned by a couple: min..=max, the same for the same couple id.
-fn photos_of(couple: CoupleId, min_photos: u32, max_photos: u32) -> u32 {
-    let mut rng = fastrand::Rng::with_seed(couple.0 as u64 ^ 0x5eed);
-    let min = min_photos.max(1);
-    rng.u32(min..=max_photos.max(min))
-}
-
-/// Writes the couples' objects to the store, numbering couples and photos after `first_ids` (the
-/// catalog's highest ids, so that a second seed adds new couples). The catalog is filled
-/// afterwards by [`import_seeded`].
-pub async fn seed(
-    plan: &SeedPlan,
-    first_ids: (CoupleId, PhotoId),
-    store: Arc<dyn ObjectStore>,
-    cpu: &CpuPool,
-    bar: Option<&ProgressBar>,
-) -> anyhow::Result<SeedReport> {
-    let sources = load_sources(plan, cpu).await?;
-    let (max_couple, max_photo) = first_ids;
-    let mut next_photo = max_photo.0 + 1;
-    let mut source_index = 0usize;
-    let mut report = SeedReport {
-        undecodable_sources: sources.iter().filter(|s| s.dimensions.is_none()).count() as u64,
-        sources: sources.len() as u64,
-        ..SeedReport::default()
-    };
-    if let Some(bar) = bar {
-        bar.set_length(u64::from(plan.couples));
-    }
-    let couple_ids: Vec<CoupleId> = (1..=i64::from(plan.couples))
-        .map(|i| CoupleId(max_couple.0 + i))
-        .collect();
-    for batch in couple_ids.chunks(COUPLES_PER_BATCH) {
-        let mut uploads: Vec<(String, Bytes)> = Vec::new();
-        for &couple in batch {
-            for _ in 0..photos_of(couple, plan.min_photos, plan.max_photos) {
-                let source = &sources[source_index % sources.len()];
-                source_index += 1;
-                let id = PhotoId(next_photo);
-                next_photo += 1;
-                let key = format!("photos/{couple}/{id}.{}", source.extension);
-                report.extensions.insert(source.extension.clone());
-                uploads.push((key, source.bytes.clone()));
-                for (size, bytes) in &source.thumbnails {
-                    uploads.push((format!("thumbs/{couple}/{id}_{size}.jpg"), bytes.clone()));
-                    report.thumbnails += 1;
-                }
-                report.photos += 1;
-            }
-        }
-        report.bytes += uploads.iter().map(|(_, b)| b.len() as u64).sum::<u64>();
-        let puts = uploads.into_iter().map(|(key, body)| {
-            let store = store.clone();
-            async move {
-                let crc = recast_store::crc32c(&body);
-                store
-                    .put(&key, body, crc)
-                    .await
-                    .with_context(|| format!("failed to put {key}"))
-            }
-        });
-        let results: Vec<anyhow::Result<()>> = futures::stream::iter(puts)
-            .buffer_unordered(UPLOADS_IN_FLIGHT)
-            .collect()
-            .await;
-        results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
-        report.couples += batch.len() as u64;
-        if let Some(bar) = bar {
-            bar.inc(batch.len() as u64);
-        }
-    }
-    Ok(report)
 }

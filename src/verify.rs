@@ -1,10 +1,10 @@
 //! `recast verify`: audits a run against the store (the core is `recast_ops::verify`); exit code
 //! 3 when any violation is found.
 
+use recast_ops::plan::open_store_for_reading;
 use recast_ops::verify::{all_photos, audit, render, sampled_photos, ViolationsFound};
 
 use crate::cli::VerifyArgs;
-use crate::plan::open_store_for_reading;
 
 pub async fn run(a: VerifyArgs) -> anyhow::Result<()> {
     let catalog = a.db.open_read_only().await?;

@@ -14,10 +14,9 @@ pub fn worker_config(
     f: &FleetArgs,
     exit_when_idle: bool,
 ) -> WorkerConfig {
-    let defaults = WorkerConfig::default();
     WorkerConfig {
         name,
-        concurrency: t.concurrency.unwrap_or(defaults.concurrency),
+        concurrency: t.concurrency,
         photo_parallelism: t.photo_parallelism,
         record_batch: t.record_batch,
         visibility: t.visibility_timeout,

@@ -262,7 +262,7 @@ pub async fn status_adds_up(c: &dyn Catalog) {
             run: run.id,
             couple: Some(CoupleId(1)),
             worker: "w1".into(),
-            outcome: "complete".into(),
+            outcome: recast_core::JobOutcome::Complete,
             photos: 3,
             requests,
             started_at_ms: 10,
@@ -304,7 +304,7 @@ pub async fn record_writes_the_attempt_too(c: &dyn Catalog) {
         run: run.id,
         couple: Some(CoupleId(3)),
         worker: "w".into(),
-        outcome: "complete".into(),
+        outcome: recast_core::JobOutcome::Complete,
         photos,
         requests: TallySnapshot {
             s3_get: 1,

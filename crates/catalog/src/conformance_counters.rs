@@ -57,7 +57,7 @@ fn attempt(run: &Run, couple: Option<i64>, outcome: &str, at: i64) -> JobAttempt
         run: run.id,
         couple: couple.map(CoupleId),
         worker: "w".into(),
-        outcome: outcome.into(),
+        outcome: outcome.parse().expect("a known outcome"),
         photos: 1,
         requests: TallySnapshot {
             s3_get: 1,

@@ -165,7 +165,7 @@ pub async fn couple_leases_exclude_live_workers_only(c: &dyn Catalog) {
         run: run.id,
         couple: Some(couple),
         worker: "lease-a".into(),
-        outcome: "complete".into(),
+        outcome: recast_core::JobOutcome::Complete,
         photos: 0,
         requests: Default::default(),
         started_at_ms: now,
@@ -303,7 +303,7 @@ pub async fn operator_reports_read_what_was_recorded(c: &dyn Catalog) {
         run: run.id,
         couple: Some(CoupleId(1)),
         worker: worker.into(),
-        outcome: outcome.into(),
+        outcome: outcome.parse().expect("a known outcome"),
         photos: 3,
         requests: TallySnapshot {
             s3_deleted_objects: deleted,

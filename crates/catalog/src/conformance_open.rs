@@ -16,7 +16,7 @@ fn attempt(run: &Run, couple: i64, outcome: &str) -> JobAttempt {
         run: run.id,
         couple: Some(CoupleId(couple)),
         worker: "w".into(),
-        outcome: outcome.into(),
+        outcome: outcome.parse().expect("a known outcome"),
         photos: 0,
         requests: TallySnapshot::default(),
         started_at_ms: 1,

@@ -39,7 +39,7 @@ fn complete(run: &Run, couple: i64, worker: &str) -> JobAttempt {
         run: run.id,
         couple: Some(CoupleId(couple)),
         worker: worker.into(),
-        outcome: "complete".into(),
+        outcome: recast_core::JobOutcome::Complete,
         photos: 2,
         requests: TallySnapshot::default(),
         started_at_ms: couple,

@@ -12,6 +12,8 @@ mod fleet;
 mod import;
 mod import_unit;
 mod model;
+#[cfg(test)]
+mod outcome_names;
 mod postgres;
 mod read;
 mod reporting;

@@ -1,6 +1,6 @@
 use recast_core::{
-    CoupleId, FailureReason, JobPhoto, KeptReason, PhotoId, PhotoState, RunId, RunSettings,
-    TallySnapshot,
+    CoupleId, FailureReason, JobOutcome, JobPhoto, KeptReason, PhotoId, PhotoState, RunId,
+    RunSettings, TallySnapshot,
 };
 use serde::Serialize;
 
@@ -108,8 +108,9 @@ pub struct JobAttempt {
     pub run: RunId,
     pub couple: Option<CoupleId>,
     pub worker: String,
-    /// `complete` (every photo terminal), `retry` (released for another attempt) or `overhead`.
-    pub outcome: String,
+    /// How the attempt ended (`complete`, `retry`, `released`), or whose requests it holds
+    /// (`producer`, `overhead`); stored by its name ([`JobOutcome::as_str`]).
+    pub outcome: JobOutcome,
     pub photos: u32,
     pub requests: TallySnapshot,
     pub started_at_ms: i64,

@@ -74,7 +74,7 @@ pub(crate) fn push_attempt<'a, DB>(
         b.push_bind(a.run.0)
             .push_bind(a.couple.map(|c| c.0))
             .push_bind(a.worker.clone())
-            .push_bind(a.outcome.clone())
+            .push_bind(a.outcome.as_str().to_owned())
             .push_bind(i64::from(a.photos))
             .push_bind(r.s3_get as i64)
             .push_bind(r.s3_put as i64)

@@ -1,11 +1,12 @@
-//! recast's pure domain: identifiers, run settings, job messages, the photo state machine, and the
-//! plan and cost model.
+//! recast's pure domain: identifiers, run settings, job messages and their outcomes, the photo
+//! state machine, and the plan and cost model.
 //!
 //! Nothing here does I/O or knows an SDK; every other crate depends on these types.
 
 mod budget;
 mod ids;
 mod job;
+mod outcome;
 mod pattern;
 mod plan;
 mod prices;
@@ -16,6 +17,7 @@ mod tally;
 pub use budget::{BudgetOverrides, Budgets, Share};
 pub use ids::{CoupleId, PhotoId, RunId};
 pub use job::{JobMessage, JobPhoto, MessageError, JOB_MESSAGE_VERSION};
+pub use outcome::{JobOutcome, UnknownOutcome};
 pub use pattern::{KeyMatch, KeyPattern, PatternError, Var};
 pub use plan::{
     plan, CatalogTotals, Fleet, Footprint, Limit, LimitUse, Plan, PlanBudgets, PlanInput,

@@ -95,7 +95,7 @@ pub async fn launch(
         run: run.id,
         couple: None,
         worker: "producer".into(),
-        outcome: "producer".into(),
+        outcome: recast_core::JobOutcome::Producer,
         photos: 0,
         requests: tally.snapshot(),
         started_at_ms: started,

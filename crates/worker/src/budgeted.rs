@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use recast_store::{DeleteOutcome, ObjectMeta, ObjectStore, StoreError, ThrottledAttempts};
 
+use crate::events::Event;
 use crate::fleet::{Budget, Fleet};
 
 #[derive(Debug)]
@@ -42,7 +43,9 @@ impl BudgetedStore {
             ),
         ] {
             if n > 0 {
-                metrics::counter!("recast_s3_throttled_attempts_total", "op" => op).increment(n);
+                self.fleet
+                    .events()
+                    .record(Event::ThrottledAttempts { op, attempts: n });
                 self.fleet.throttled(budget);
             }
         }
@@ -56,8 +59,11 @@ impl BudgetedStore {
             Err(e) if e.is_not_found() => "not_found",
             Err(_) => "error",
         };
-        metrics::counter!("recast_requests_total", "service" => "s3", "op" => op, "result" => result)
-            .increment(1);
+        self.fleet.events().record(Event::Request {
+            service: "s3",
+            op,
+            result,
+        });
         if matches!(r, Err(e) if e.is_throttling()) {
             self.fleet.throttled(budget);
         }
@@ -97,7 +103,9 @@ impl ObjectStore for BudgetedStore {
         self.observe("delete_objects", Budget::Deletes, &r);
         if let Ok(outcome) = &r {
             let deleted = keys.len() - outcome.failed.len();
-            metrics::counter!("recast_s3_deleted_objects_total").increment(deleted as u64);
+            self.fleet
+                .events()
+                .record(Event::ObjectsDeleted(deleted as u64));
             if outcome.failed.iter().any(|(_, e)| e.is_throttling()) {
                 self.fleet.throttled(Budget::Deletes);
             }

@@ -12,8 +12,10 @@ use recast_core::{BudgetOverrides, Budgets, Tally};
 use tokio::sync::Notify;
 use tracing::warn;
 
+use crate::events::{Event, EventSink};
 use crate::limiter::{RateGate, RECOVER_STEP};
 use crate::now_ms;
+use crate::Progress;
 
 mod latency;
 mod registry;
@@ -84,21 +86,11 @@ pub(crate) struct Fleet {
     /// Something that bounds receives changed (a message settled, a job ended, a share moved).
     pub room: Notify,
     latencies: Mutex<(Instant, Vec<Duration>)>,
-    sample: SampleCounters,
+    /// Where this worker's events are counted (the heartbeat's sample among them).
+    events: EventSink,
     last_sample_at: AtomicU64,
     /// Cuts of the concurrency, for tests and metrics.
     pub db_backoffs: AtomicU64,
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct SampleCounters {
-    pub jobs: AtomicU64,
-    pub photos: AtomicU64,
-    pub failed: AtomicU64,
-    pub bytes_in: AtomicU64,
-    pub bytes_out: AtomicU64,
-    pub throttles: AtomicU64,
-    pub limiter_wait_ms: AtomicU64,
 }
 
 /// Which budget a wait or a throttle belongs to.
@@ -149,14 +141,21 @@ impl Fleet {
             max_concurrency,
             room: Notify::new(),
             latencies: Mutex::new((Instant::now(), Vec::new())),
-            sample: SampleCounters::default(),
+            events: EventSink::default(),
             last_sample_at: AtomicU64::new(now_ms() as u64),
             db_backoffs: AtomicU64::new(0),
         }
     }
 
-    pub fn counters(&self) -> &SampleCounters {
-        &self.sample
+    /// Counts this worker's events into `progress` too (the process's live counters).
+    pub fn reporting_to(mut self, progress: Arc<Progress>) -> Fleet {
+        self.events = EventSink::new(progress);
+        self
+    }
+
+    /// The sink every event of this worker is reported to.
+    pub fn events(&self) -> &EventSink {
+        &self.events
     }
 
     pub fn gate(&self, b: Budget) -> &RateGate {
@@ -171,20 +170,20 @@ impl Fleet {
     pub async fn spend(&self, b: Budget, n: u32) {
         let waited = self.gate(b).acquire(n).await;
         if waited >= Duration::from_millis(1) {
-            self.sample
-                .limiter_wait_ms
-                .fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
-            metrics::histogram!("recast_limiter_wait_seconds", "budget" => b.label())
-                .record(waited.as_secs_f64());
+            self.events.record(Event::LimiterWait {
+                budget: b.label(),
+                waited,
+            });
         }
     }
 
     /// The service answered "slow down" for a budget's requests.
     pub fn throttled(&self, b: Budget) {
         self.gate(b).throttled();
-        self.sample.throttles.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("recast_throttles_total", "service" => "s3", "budget" => b.label())
-            .increment(1);
+        self.events.record(Event::Throttled {
+            service: "s3",
+            budget: b.label(),
+        });
         warn!(
             budget = b.label(),
             rate = self.gate(b).rate(),
@@ -195,9 +194,10 @@ impl Fleet {
     /// The queue answered OverLimit: hold fewer messages.
     pub fn over_limit(&self) {
         let mut f = self.in_flight_factor.lock().expect("factor lock");
-        self.sample.throttles.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("recast_throttles_total", "service" => "sqs", "budget" => "in_flight")
-            .increment(1);
+        self.events.record(Event::Throttled {
+            service: "sqs",
+            budget: "in_flight",
+        });
         if f.1.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
             return;
         }
@@ -272,7 +272,7 @@ impl Fleet {
 
     pub fn job_ended(&self) {
         self.running.fetch_sub(1, Ordering::Relaxed);
-        self.sample.jobs.fetch_add(1, Ordering::Relaxed);
+        self.events.record(Event::JobEnded);
         self.room.notify_waiters();
     }
 

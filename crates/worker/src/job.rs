@@ -3,7 +3,6 @@
 //! across jobs into full DeleteObjects requests.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -11,15 +10,16 @@ use futures::StreamExt;
 use recast_catalog::{Catalog, JobAttempt, ProgressUpdate, Run, WebpRecord};
 use recast_codec::{CodecError, Conversion, ConvertOptions, EncodeOptions, KeepReason};
 use recast_core::{
-    webp_key, CoupleId, FailureReason, JobPhoto, KeptReason, PhotoId, PhotoState, RunSettings,
-    Tally,
+    webp_key, CoupleId, FailureReason, JobOutcome, JobPhoto, KeptReason, PhotoId, PhotoState,
+    RunSettings, Tally,
 };
 use recast_store::{ObjectStore, StoreError};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
 
+use crate::events::Event;
 use crate::fleet::Fleet;
-use crate::{redact_id, CpuPool, JobError, Progress};
+use crate::{redact_id, CpuPool, JobError};
 
 /// When a job must stop before its end: the worker drains (its token), or the job has run for
 /// its maximum duration. A stopped job records what it did and releases its message.
@@ -49,7 +49,6 @@ pub(crate) struct JobContext<'a> {
     /// The store, counting into this job's tally.
     pub store: &'a dyn ObjectStore,
     pub cpu: &'a CpuPool,
-    pub progress: &'a Progress,
     pub fleet: &'a Fleet,
     pub tally: &'a Tally,
     /// Requests of the worker not tied to one job, folded into this job's attempt row.
@@ -155,7 +154,7 @@ impl JobContext<'_> {
             } else {
                 Default::default()
             };
-            let outcome = outcome_of(retry.is_none(), stopped);
+            let outcome = JobOutcome::of_attempt(retry.is_some(), stopped);
             let attempt =
                 last.then(|| self.attempt(run, couple, photos.len() as u32, outcome, overhead));
             attempt_recorded |= last;
@@ -173,22 +172,12 @@ impl JobContext<'_> {
                 })?;
             for (id, state) in recorded {
                 if states.insert(id, state).is_none() {
-                    self.fleet.counters().photos.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!("recast_photos_total", "outcome" => state.as_str())
-                        .increment(1);
-                    match state {
-                        PhotoState::Failed => {
-                            Progress::add(&self.progress.photos_failed, 1);
-                            self.fleet.counters().failed.fetch_add(1, Ordering::Relaxed);
-                        }
-                        PhotoState::Switched => {
-                            Progress::add(&self.progress.photos_converted, 1);
-                            keys_to_sweep += chunk
-                                .iter()
-                                .find(|p| p.id == id)
-                                .map_or(0, |p| p.thumbs.len() as u64);
-                        }
-                        _ => {}
+                    self.fleet.events().record(Event::PhotoRecorded(state));
+                    if state == PhotoState::Switched {
+                        keys_to_sweep += chunk
+                            .iter()
+                            .find(|p| p.id == id)
+                            .map_or(0, |p| p.thumbs.len() as u64);
                     }
                 }
             }
@@ -201,7 +190,7 @@ impl JobContext<'_> {
             // first photo: the attempt is still recorded (and the couple's lease ended).
             stopped |= !chunks.is_empty();
             let overhead = self.overhead.take();
-            let outcome = outcome_of(true, stopped);
+            let outcome = JobOutcome::of_attempt(false, stopped);
             let attempt = self.attempt(run, couple, photos.len() as u32, outcome, overhead);
             self.fleet
                 .timed(
@@ -238,14 +227,14 @@ impl JobContext<'_> {
         run: &Run,
         couple: CoupleId,
         photos: u32,
-        outcome: &'static str,
+        outcome: JobOutcome,
         overhead: recast_core::TallySnapshot,
     ) -> JobAttempt {
         JobAttempt {
             run: run.id,
             couple: Some(couple),
             worker: self.worker.to_owned(),
-            outcome: outcome.to_owned(),
+            outcome,
             photos,
             requests: self.tally.snapshot() + overhead,
             started_at_ms: self.started_at_ms,
@@ -312,13 +301,9 @@ impl JobContext<'_> {
                 }
                 Err(e) => return failed(FailureReason::StoreRefused, e.to_string()),
             };
-            Progress::add(&self.progress.bytes_in, original.len() as u64);
             self.fleet
-                .counters()
-                .bytes_in
-                .fetch_add(original.len() as u64, Ordering::Relaxed);
-            metrics::counter!("recast_bytes_total", "direction" => "in")
-                .increment(original.len() as u64);
+                .events()
+                .record(Event::BytesIn(original.len() as u64));
             let options = conversion_options(&run.settings, self.max_pixels);
             // The original moves into the pool and is freed there with the decoded pixels; its
             // header's size takes its share of the pool's pixel budget (a header that cannot be
@@ -363,12 +348,7 @@ impl JobContext<'_> {
                 .put(&key, Bytes::from(out.webp), crc)
                 .await
                 .map_err(|e| JobError::store("put the WebP", e))?;
-            Progress::add(&self.progress.bytes_out, bytes);
-            self.fleet
-                .counters()
-                .bytes_out
-                .fetch_add(bytes, Ordering::Relaxed);
-            metrics::counter!("recast_bytes_total", "direction" => "out").increment(bytes);
+            self.fleet.events().record(Event::BytesOut(bytes));
             debug!(bytes, "stored");
             Ok(ProgressUpdate::Switched {
                 photo: photo.id,
@@ -381,16 +361,6 @@ impl JobContext<'_> {
         }
         .instrument(span)
         .await
-    }
-}
-
-/// An attempt's outcome: `complete`, `retry` (trouble; released after a backoff) or `released`
-/// (stopped by a drain or its maximum duration; visible again at once).
-fn outcome_of(no_trouble: bool, stopped: bool) -> &'static str {
-    match (no_trouble, stopped) {
-        (false, _) => "retry",
-        (true, true) => "released",
-        (true, false) => "complete",
     }
 }
 

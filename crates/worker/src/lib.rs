@@ -6,6 +6,7 @@ mod budgeted;
 mod counting;
 mod cpu;
 mod error;
+mod events;
 mod fleet;
 mod heartbeat;
 mod job;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use recast_catalog::{Catalog, Lease, Run};
-use recast_core::{CoupleId, JobMessage, RunId, Tally};
+use recast_core::{CoupleId, JobMessage, JobOutcome, RunId, Tally};
 use recast_queue::{JobQueue, ReceivedMessage, MAX_BATCH};
 use recast_store::ObjectStore;
 use tokio_util::sync::CancellationToken;
@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::budgeted::BudgetedStore;
+use crate::events::Event;
 use crate::fleet::{Fleet, FleetSettings};
 use crate::heartbeat::{with_heartbeat, LeaseRenewal};
 use crate::job::{JobContext, JobStop};
@@ -123,13 +124,11 @@ struct Inner {
     store: Arc<dyn ObjectStore>,
     queue: Arc<dyn JobQueue>,
     cpu: CpuPool,
-    progress: Arc<Progress>,
     /// Runs by name: their settings are frozen, so a worker reads each once.
     runs: Mutex<HashMap<String, Run>>,
     /// Requests that serve no single job (receives, empty ones included, message deletes, sweeps),
     /// attributed to the next job that records its attempt.
     overhead: Arc<Tally>,
-    summary: Mutex<WorkerSummary>,
     /// Photos claimed by this worker's sweeper, by run; one round at a time.
     sweep: tokio::sync::Mutex<HashMap<RunId, SweepBuffer>>,
     /// Thumbnail keys switched here since the last sweep.
@@ -153,12 +152,15 @@ impl Worker {
         cpu: CpuPool,
         progress: Arc<Progress>,
     ) -> Worker {
-        let fleet = Arc::new(Fleet::new(
-            config.name.clone(),
-            config.fleet.clone(),
-            catalog.clone(),
-            config.concurrency,
-        ));
+        let fleet = Arc::new(
+            Fleet::new(
+                config.name.clone(),
+                config.fleet.clone(),
+                catalog.clone(),
+                config.concurrency,
+            )
+            .reporting_to(progress),
+        );
         let store: Arc<dyn ObjectStore> = Arc::new(BudgetedStore::new(store, fleet.clone()));
         let overhead = Arc::new(Tally::child_of(fleet.totals.clone()));
         Worker {
@@ -169,10 +171,8 @@ impl Worker {
                 store,
                 queue,
                 cpu,
-                progress,
                 runs: Mutex::new(HashMap::new()),
                 overhead,
-                summary: Mutex::new(WorkerSummary::default()),
                 sweep: tokio::sync::Mutex::new(HashMap::new()),
                 unswept_keys: AtomicU64::new(0),
                 sweep_wake: tokio::sync::Notify::new(),
@@ -251,7 +251,7 @@ impl Worker {
         fleet
             .deregister(if draining { "drained" } else { "idle" })
             .await;
-        let summary = *me.summary.lock().expect("summary lock");
+        let summary = me.fleet.events().summary();
         info!(?summary, "worker stopped");
         summary
     }
@@ -318,7 +318,11 @@ impl Worker {
                 }
             };
             queue_failures = 0;
-            metrics::counter!("recast_requests_total", "service" => "sqs", "op" => "receive", "result" => "ok").increment(1);
+            fleet.events().record(Event::Request {
+                service: "sqs",
+                op: "receive",
+                result: "ok",
+            });
             if messages.is_empty() {
                 if fleet.running() == 0 {
                     settler.flush();
@@ -393,6 +397,9 @@ impl Worker {
             Ok(job) => job,
             Err(e) => {
                 self.dead_letter(&message, &e.to_string()).await;
+                me.fleet
+                    .events()
+                    .record(Event::JobSettled(JobOutcome::DeadLettered));
                 return;
             }
         };
@@ -414,7 +421,6 @@ impl Worker {
                     catalog: me.catalog.as_ref(),
                     store: &store,
                     cpu: &me.cpu,
-                    progress: &me.progress,
                     fleet: &me.fleet,
                     tally: &tally,
                     overhead: &me.overhead,
@@ -453,7 +459,7 @@ impl Worker {
             let outcome = self
                 .settle_job(&message, disposition, &tally, settler)
                 .await;
-            metrics::counter!("recast_jobs_total", "outcome" => outcome.as_str()).increment(1);
+            me.fleet.events().record(Event::JobSettled(outcome));
         }
         .instrument(span)
         .await

@@ -11,8 +11,9 @@ use recast_core::{advance_after_deletes, OriginalsPolicy, PhotoId, PhotoState, S
 use recast_store::ObjectStore;
 use tracing::{debug, warn};
 
+use crate::events::Event;
 use crate::fleet::Fleet;
-use crate::{JobError, Progress};
+use crate::JobError;
 
 /// What a worker's sweeper holds for one run: claimed photos and the keys each still has to lose
 /// in its current phase.
@@ -151,7 +152,6 @@ pub(crate) struct SweepContext<'a> {
     /// The store, counting into the worker's overhead.
     pub store: &'a dyn ObjectStore,
     pub tally: &'a Tally,
-    pub progress: &'a Progress,
     pub owner: &'a str,
     pub lease: Duration,
     /// Keys per DeleteObjects request (the worker's delete share allows no larger ones).
@@ -218,7 +218,7 @@ impl SweepContext<'_> {
                     .map_err(JobError::retry)?;
                 buffer.advanced(&moves, policy);
                 let done = moves.iter().filter(|(_, s)| *s == PhotoState::Done).count() as u64;
-                Progress::add(&self.progress.photos_finished, done);
+                self.fleet.events().record(Event::PhotosDone(done));
                 debug!(photos = moves.len(), "swept");
             }
             if !send || !progressed {

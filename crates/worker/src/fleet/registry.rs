@@ -45,7 +45,7 @@ impl Fleet {
     fn take_sample(&self) -> WorkerSample {
         let now = now_ms();
         let since = self.last_sample_at.swap(now as u64, Ordering::Relaxed) as i64;
-        let c = &self.sample;
+        let c = self.events.sample();
         let take = |a: &AtomicU64| a.swap(0, Ordering::Relaxed);
         WorkerSample {
             worker: self.name.clone(),
@@ -65,7 +65,7 @@ impl Fleet {
     }
 
     fn restore_sample(&self, s: &WorkerSample) {
-        let c = &self.sample;
+        let c = self.events.sample();
         for (a, v) in [
             (&c.jobs, s.jobs),
             (&c.photos, s.photos),

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use recast_catalog::JobAttempt;
-use recast_core::Tally;
+use recast_core::{JobOutcome, Tally};
 use recast_queue::ReceivedMessage;
 use tracing::{info, warn};
 
@@ -13,7 +13,7 @@ use super::{Worker, DUPLICATE_MIN_WAIT, DUPLICATE_RECHECK};
 use crate::error::retry_backoff;
 use crate::job::JobReport;
 use crate::settle::Settler;
-use crate::{now_ms, JobError, Progress};
+use crate::{now_ms, JobError};
 
 /// What becomes of a job's message, decided once from how the job ended and acted on by
 /// [`Worker::settle_job`] alone. Only `DeadLetter` and `Halt` come from errors; a drain's release
@@ -47,30 +47,6 @@ impl From<Result<JobReport, JobError>> for Disposition {
     }
 }
 
-/// A job's outcome as metrics and logs name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum JobOutcome {
-    Complete,
-    Retry,
-    Released,
-    Deferred,
-    DeadLettered,
-    Halted,
-}
-
-impl JobOutcome {
-    pub(super) fn as_str(self) -> &'static str {
-        match self {
-            JobOutcome::Complete => "complete",
-            JobOutcome::Retry => "retry",
-            JobOutcome::Released => "released",
-            JobOutcome::Deferred => "deferred",
-            JobOutcome::DeadLettered => "dead_lettered",
-            JobOutcome::Halted => "halted",
-        }
-    }
-}
-
 impl Worker {
     /// Acts on how a job ended: the message's fate, the worker's counts, and (for a halt) the
     /// worker's stop. What an unfinished attempt did not record is counted with a later one.
@@ -91,8 +67,6 @@ impl Worker {
         match disposition {
             Disposition::Complete(report) => {
                 settler.settle(message.receipt.clone());
-                Progress::add(&me.progress.jobs_completed, 1);
-                me.summary.lock().expect("summary lock").jobs_completed += 1;
                 info!(photos = report.photos, "job complete");
                 let unswept = me
                     .unswept_keys
@@ -109,7 +83,6 @@ impl Worker {
             }
             Disposition::Release { reason } => {
                 self.put_back(message, Duration::ZERO, &reason).await;
-                me.summary.lock().expect("summary lock").jobs_released += 1;
                 JobOutcome::Released
             }
             Disposition::Defer { owner, until_ms } => {
@@ -123,7 +96,6 @@ impl Worker {
                     info!(holder = %owner, retry_in = ?wait, "couple is in another live worker's hands (duplicate delivery); put back until its lease ends");
                 }
                 self.put_back(message, wait, "duplicate delivery").await;
-                me.summary.lock().expect("summary lock").jobs_deferred += 1;
                 JobOutcome::Deferred
             }
             Disposition::DeadLetter { reason } => {
@@ -167,12 +139,9 @@ impl Worker {
 
     /// Puts a job back for a retry after a backoff that grows with its receives.
     pub(super) async fn release(&self, message: &ReceivedMessage, reason: &str) {
-        let me = &self.inner;
         let backoff = retry_backoff(message.receive_count);
         warn!(reason, retry_in = ?backoff, "job released for a retry");
         self.put_back(message, backoff, reason).await;
-        Progress::add(&me.progress.jobs_retried, 1);
-        me.summary.lock().expect("summary lock").jobs_retried += 1;
     }
 
     pub(super) async fn dead_letter(&self, message: &ReceivedMessage, reason: &str) {
@@ -183,8 +152,6 @@ impl Worker {
             warn!(error = %e, "failed to dead-letter; the queue's redrive will do it after its maximum receives");
         }
         me.fleet.settled(1);
-        Progress::add(&me.progress.jobs_dead_lettered, 1);
-        me.summary.lock().expect("summary lock").jobs_dead_lettered += 1;
     }
 
     /// Records the requests no job has taken yet, so that `status` counts every request.
@@ -209,7 +176,7 @@ impl Worker {
             run: run.id,
             couple: None,
             worker: me.config.name.clone(),
-            outcome: "overhead".to_owned(),
+            outcome: JobOutcome::Overhead,
             photos: 0,
             requests,
             started_at_ms: now,

@@ -66,7 +66,6 @@ impl Worker {
             catalog: me.catalog.as_ref(),
             store: &store,
             tally: &me.overhead,
-            progress: &me.progress,
             owner: &me.config.name,
             lease: me.config.sweep_lease,
             batch: self.delete_batch(),

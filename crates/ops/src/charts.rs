@@ -1,10 +1,9 @@
 //! The report's charts, as SVG drawn by plotters (its SVG backend only: text is left to the
-//! browser as SVG `<text>`, so no font is loaded here).
+//! browser as SVG `<text>`, so no font is loaded here), from a [`ReportData`] alone.
 
-use anyhow::anyhow;
 use plotters::prelude::*;
 
-use crate::report::ReportData;
+use crate::report::{ReportData, Series};
 
 const SIZE: (u32, u32) = (720, 320);
 const FONT: &str = "sans-serif";
@@ -14,6 +13,11 @@ const DELETES: RGBColor = RGBColor(148, 103, 189);
 const FAILED: RGBColor = RGBColor(214, 39, 40);
 const KEPT: RGBColor = RGBColor(255, 127, 14);
 const RETRIES: RGBColor = RGBColor(127, 127, 127);
+
+/// A chart plotters could not draw.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to draw a chart: {0}")]
+pub struct ChartError(String);
 
 /// One chart of the page: an id, a caption saying what it shows, and its SVG.
 #[derive(Debug, Clone)]
@@ -32,14 +36,16 @@ struct Line {
     points: Vec<(f64, f64)>,
 }
 
-pub fn charts(d: &ReportData) -> anyhow::Result<Vec<Chart>> {
+/// The report's six charts: progress, photos, deletes and throttling answers per minute,
+/// failures and retries per minute, and failures and kept photos by reason.
+pub fn charts(d: &ReportData) -> Result<Vec<Chart>, ChartError> {
     let minute = |ms: i64| (ms - d.started_ms) as f64 / 60_000.0;
-    let rate = |s: &crate::report::Series| -> Vec<(f64, f64)> {
+    let rate = |s: &Series| -> Vec<(f64, f64)> {
         s.iter()
             .map(|(t, n)| (minute(*t), d.per_minute(*n)))
             .collect()
     };
-    let cumulative = |s: &crate::report::Series| -> Vec<(f64, f64)> {
+    let cumulative = |s: &Series| -> Vec<(f64, f64)> {
         let total = d.status.photos_total().max(1) as f64;
         let mut sum = 0;
         let mut out = vec![(0.0, 0.0)];
@@ -49,7 +55,7 @@ pub fn charts(d: &ReportData) -> anyhow::Result<Vec<Chart>> {
         }
         out
     };
-    let bucket = crate::tables::duration(d.bucket_ms as f64 / 1000.0);
+    let bucket = crate::units::duration(d.bucket_ms as f64 / 1000.0);
     let x_max = minute(d.finished_ms).max(minute(d.started_ms + d.bucket_ms));
     let mut out = vec![
         line_chart(LineChart {
@@ -154,8 +160,8 @@ pub fn charts(d: &ReportData) -> anyhow::Result<Vec<Chart>> {
     Ok(out)
 }
 
-fn plot_error<E: std::fmt::Display>(e: E) -> anyhow::Error {
-    anyhow!("failed to draw a chart: {e}")
+fn plot_error<E: std::fmt::Display>(e: E) -> ChartError {
+    ChartError(e.to_string())
 }
 
 /// A line chart to draw.
@@ -172,7 +178,7 @@ struct LineChart<'a> {
     note: Option<&'a str>,
 }
 
-fn line_chart(spec: LineChart<'_>) -> anyhow::Result<Chart> {
+fn line_chart(spec: LineChart<'_>) -> Result<Chart, ChartError> {
     let LineChart {
         id,
         title,
@@ -249,7 +255,7 @@ fn line_chart(spec: LineChart<'_>) -> anyhow::Result<Chart> {
 }
 
 /// Failures and kept photos by reason, as bars.
-fn reasons_chart(d: &ReportData) -> anyhow::Result<Chart> {
+fn reasons_chart(d: &ReportData) -> Result<Chart, ChartError> {
     let s = &d.status;
     let bars: Vec<(String, u64, RGBColor)> = s
         .failures
