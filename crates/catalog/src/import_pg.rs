@@ -2,16 +2,18 @@
 //! thumbnails, deferred thumbnails; one transaction with the checkpoint), written the way that
 //! costs PostgreSQL least per object (issue 11, docs/import.md "Import at scale"):
 //!
-//! - only the batch's originals go through the temporary batch table, to number new couples and
-//!   photos; the photos' `INSERT` returns the ids it gave, so each photo is resolved once, not
-//!   once per thumbnail (photos of the batch already in the catalog are looked up once each);
-//! - thumbnails are sent straight into `thumbnails` with `COPY` (sorted by key, the primary key's
-//!   order), which inserts rows in bulk and without `ON CONFLICT` arbitration (a probe of the key
-//!   index, a speculative-insertion lock and an extra WAL record per row). `COPY` cannot skip a
-//!   thumbnail that exists, so it runs inside a savepoint: on a duplicate key (the same objects
-//!   imported again) the savepoint is rolled back and the batch, and the rest of the unit, take
-//!   the arbitrated path (`INSERT ... ON CONFLICT DO NOTHING` from a temporary table), which adds
-//!   exactly what is missing;
+//! - each batch goes in with `COPY` straight into `photos` and `thumbnails`: new couples are
+//!   added by one statement that answers their ids, photos are numbered here after the highest id
+//!   (as the arbitrated statement numbers them), so each photo is resolved once, not once per
+//!   thumbnail, and thumbnails are sorted into the primary key's order, (photo id, key), which
+//!   appends them to its rightmost leaf. `COPY` inserts in bulk and without `ON CONFLICT`
+//!   arbitration (a probe of every unique index, a speculative-insertion lock and an extra WAL
+//!   record per row);
+//! - `COPY` cannot skip a row that exists, so a batch runs inside a savepoint: on a duplicate key
+//!   (objects imported before, a key twice in the batch) the savepoint is rolled back and the
+//!   batch, and the rest of the unit, take the arbitrated path (`INSERT ... ON CONFLICT DO
+//!   NOTHING` from temporary tables), which adds exactly what is missing. One savepoint per batch
+//!   (a subtransaction: 20 in a unit of 1 M objects);
 //! - thumbnails whose photo is not in the catalog yet are copied into `import_staging`.
 
 use std::collections::HashMap;
@@ -60,10 +62,28 @@ const LOOKUP_PHOTOS: &str = r#"SELECT c.ext_id, p.ext_id, p.id
      JOIN couples c ON c.ext_id = u.couple COLLATE "C"
      JOIN photos p ON p.couple_id = c.id AND p.ext_id = u.photo COLLATE "C""#;
 
+/// New couples among $1 (external ids, in the order their ids are to follow: shorter first, so
+/// numeric ids keep their numeric order), numbered after the highest id. $2: now. Answers each new
+/// couple's external and internal id.
+const NEW_COUPLES: &str = r#"INSERT INTO couples (id, ext_id, created_at)
+     SELECT m.base + ROW_NUMBER() OVER (ORDER BY u.ord), u.couple, $2
+     FROM unnest($1::text[]) WITH ORDINALITY AS u(couple, ord)
+     CROSS JOIN (SELECT COALESCE(MAX(id), 0) AS base FROM couples) m
+     WHERE NOT EXISTS (SELECT 1 FROM couples c WHERE c.ext_id = u.couple COLLATE "C")
+     RETURNING ext_id, id"#;
+
+/// The internal ids of the couples named by $1 (external ids) that are in the catalog.
+const LOOKUP_COUPLES: &str = r#"SELECT c.ext_id, c.id
+     FROM unnest($1::text[]) AS u(couple)
+     JOIN couples c ON c.ext_id = u.couple COLLATE "C""#;
+
+const MAX_PHOTO_ID: &str = "SELECT COALESCE(MAX(id), 0) FROM photos";
+const COPY_PHOTOS: &str =
+    "COPY photos (id, couple_id, ext_id, original_key, format, bytes) FROM STDIN";
 const COPY_THUMBNAILS: &str = "COPY thumbnails (photo_id, key, bytes) FROM STDIN";
 const COPY_THUMBS: &str = "COPY import_thumbs (photo_id, key, bytes) FROM STDIN";
 const INSERT_THUMBS: &str = "INSERT INTO thumbnails (photo_id, key, bytes)
-     SELECT photo_id, key, bytes FROM import_thumbs ORDER BY key
+     SELECT photo_id, key, bytes FROM import_thumbs ORDER BY photo_id, key
      ON CONFLICT DO NOTHING";
 const COPY_DEFERRED: &str =
     "COPY import_staging (source, unit, kind, couple, photo, format, key, bytes) FROM STDIN";
@@ -104,8 +124,8 @@ pub(crate) struct PgUnit {
     tx: Transaction<'static, Postgres>,
     source: String,
     unit: i64,
-    /// Thumbnails go straight in with `COPY` until one is found to exist already.
-    copy_thumbnails: bool,
+    /// Photos and thumbnails go straight in with `COPY` until one is found to exist already.
+    copy_rows: bool,
 }
 
 impl PgUnit {
@@ -123,7 +143,7 @@ impl PgUnit {
             tx,
             source: source.to_owned(),
             unit,
-            copy_thumbnails: true,
+            copy_rows: true,
         }))
     }
 
@@ -212,31 +232,154 @@ impl PgUnit {
         Ok(())
     }
 
-    /// Inserts thumbnails (COPY text rows: photo id, key, bytes; sorted by key); answers how many
-    /// were added. Straight `COPY` while the unit has met no duplicate; else, or when this batch
-    /// holds one, the arbitrated insert.
-    async fn add_thumbnails(&mut self, rows: &[u8]) -> Result<u64, CatalogError> {
-        if self.copy_thumbnails {
-            self.execute("SAVEPOINT import_thumbnails").await?;
-            match self.copy(COPY_THUMBNAILS, rows).await {
-                Ok(n) => {
-                    self.execute("RELEASE SAVEPOINT import_thumbnails").await?;
-                    return Ok(n);
-                }
-                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(UNIQUE_VIOLATION) => {
-                    self.execute("ROLLBACK TO SAVEPOINT import_thumbnails")
-                        .await?;
-                    self.execute("RELEASE SAVEPOINT import_thumbnails").await?;
-                    self.copy_thumbnails = false;
-                }
-                Err(e) => return Err(e.into()),
+    /// The batch through `COPY` (the unit's fast path): new couples, then photos numbered here
+    /// after the highest id (as `PHOTOS_RETURNING` numbers them), then thumbnails. A duplicate
+    /// key fails it with unique_violation (the caller then rolls it back).
+    async fn add_copied(
+        &mut self,
+        originals: &[&StagedObject],
+        thumbnails: &[&StagedObject],
+    ) -> Result<BatchAdded, CatalogError> {
+        let mut added = BatchAdded::default();
+        let mut ids = PhotoIds::default();
+        if !originals.is_empty() {
+            let couples = self.couple_ids(originals, &mut added).await?;
+            let base: i64 = sqlx::query_scalar(MAX_PHOTO_ID)
+                .fetch_one(&mut *self.tx)
+                .await?;
+            let mut photos: Vec<(i64, &StagedObject)> = originals
+                .iter()
+                .map(|o| (couples[o.couple.as_str()], *o))
+                .collect();
+            photos.sort_unstable_by(|(a, x), (b, y)| {
+                (*a, x.photo.chars().count(), &x.photo, &x.key).cmp(&(
+                    *b,
+                    y.photo.chars().count(),
+                    &y.photo,
+                    &y.key,
+                ))
+            });
+            let mut rows = Vec::with_capacity(photos.len() * 96);
+            for (n, (couple_id, o)) in photos.into_iter().enumerate() {
+                let id = base + 1 + n as i64;
+                rows.extend_from_slice(format!("{id}\t{couple_id}\t").as_bytes());
+                push_copy_field(&mut rows, &o.photo);
+                rows.push(b'\t');
+                push_copy_field(&mut rows, &o.key);
+                rows.push(b'\t');
+                push_copy_field(&mut rows, o.format.as_deref().unwrap_or("unknown"));
+                rows.extend_from_slice(format!("\t{}\n", o.bytes).as_bytes());
+                ids.insert(o.couple.clone(), o.photo.clone(), id);
             }
+            added.photos = self.copy(COPY_PHOTOS, &rows).await?;
         }
-        self.copy(COPY_THUMBS, rows).await?;
-        let added = self.execute(INSERT_THUMBS).await?;
-        self.execute("TRUNCATE import_thumbs").await?;
+        self.add_thumbnails(thumbnails, &mut ids, &mut added, true)
+            .await?;
         Ok(added)
     }
+
+    /// The internal ids of the originals' couples, the new ones added (counted in `added`).
+    async fn couple_ids(
+        &mut self,
+        originals: &[&StagedObject],
+        added: &mut BatchAdded,
+    ) -> Result<HashMap<String, i64>, CatalogError> {
+        let mut names: Vec<&str> = originals.iter().map(|o| o.couple.as_str()).collect();
+        names.sort_unstable_by(|a, b| (a.chars().count(), *a).cmp(&(b.chars().count(), *b)));
+        names.dedup();
+        let new: Vec<(String, i64)> = sqlx::query_as(NEW_COUPLES)
+            .bind(&names)
+            .bind(now_ms())
+            .fetch_all(&mut *self.tx)
+            .await?;
+        added.couples = new.len() as u64;
+        let mut ids: HashMap<String, i64> = new.into_iter().collect();
+        let known: Vec<&str> = names
+            .into_iter()
+            .filter(|n| !ids.contains_key(*n))
+            .collect();
+        if !known.is_empty() {
+            let found: Vec<(String, i64)> = sqlx::query_as(LOOKUP_COUPLES)
+                .bind(&known)
+                .fetch_all(&mut *self.tx)
+                .await?;
+            ids.extend(found);
+        }
+        Ok(ids)
+    }
+
+    /// The batch through the arbitrated statements (after a duplicate key in the unit): what
+    /// exists already is left out.
+    async fn add_arbitrated(
+        &mut self,
+        originals: &[&StagedObject],
+        thumbnails: &[&StagedObject],
+    ) -> Result<BatchAdded, CatalogError> {
+        let mut added = BatchAdded::default();
+        let mut ids = PhotoIds::default();
+        if !originals.is_empty() {
+            (added.couples, added.photos, ids) = self.add_originals(originals).await?;
+        }
+        self.add_thumbnails(thumbnails, &mut ids, &mut added, false)
+            .await?;
+        Ok(added)
+    }
+
+    /// Adds the thumbnails whose photo is in `ids` or in the catalog (straight `COPY`, or the
+    /// arbitrated insert), in the primary key's order, and defers the others to `import_staging`.
+    async fn add_thumbnails(
+        &mut self,
+        thumbnails: &[&StagedObject],
+        ids: &mut PhotoIds,
+        added: &mut BatchAdded,
+        copy: bool,
+    ) -> Result<(), CatalogError> {
+        if thumbnails.is_empty() {
+            return Ok(());
+        }
+        self.look_up(thumbnails, ids).await?;
+        let mut resolved = Vec::with_capacity(thumbnails.len());
+        let mut deferred = Vec::new();
+        for t in thumbnails {
+            match ids.get(&t.couple, &t.photo) {
+                Some(id) => resolved.push((id, *t)),
+                None => {
+                    push_copy_field(&mut deferred, &self.source);
+                    deferred.extend_from_slice(format!("\t{}\t", self.unit).as_bytes());
+                    push_copy_row(&mut deferred, t);
+                    added.deferred += 1;
+                }
+            }
+        }
+        // In the primary key's order, (photo_id, key): appended to its rightmost leaf.
+        resolved.sort_unstable_by(|a, b| (a.0, &a.1.key).cmp(&(b.0, &b.1.key)));
+        let mut rows = Vec::with_capacity(resolved.len() * 48);
+        for (id, t) in resolved {
+            rows.extend_from_slice(format!("{id}\t").as_bytes());
+            push_copy_field(&mut rows, &t.key);
+            rows.extend_from_slice(format!("\t{}\n", t.bytes).as_bytes());
+        }
+        if !rows.is_empty() {
+            added.thumbnails = if copy {
+                self.copy(COPY_THUMBNAILS, &rows).await?
+            } else {
+                self.copy(COPY_THUMBS, &rows).await?;
+                let n = self.execute(INSERT_THUMBS).await?;
+                self.execute("TRUNCATE import_thumbs").await?;
+                n
+            };
+        }
+        if !deferred.is_empty() {
+            self.copy(COPY_DEFERRED, &deferred).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether the database refused a row for a duplicate key.
+fn is_unique_violation(e: &CatalogError) -> bool {
+    matches!(e, CatalogError::Database(sqlx::Error::Database(d))
+        if d.code().as_deref() == Some(UNIQUE_VIOLATION))
 }
 
 /// Internal photo ids by couple and photo external ids.
@@ -256,47 +399,27 @@ impl PhotoIds {
 #[async_trait]
 impl ImportUnit for PgUnit {
     async fn add(&mut self, batch: &[StagedObject]) -> Result<BatchAdded, CatalogError> {
-        let (originals, mut thumbnails): (Vec<&StagedObject>, Vec<&StagedObject>) =
+        let (originals, thumbnails): (Vec<&StagedObject>, Vec<&StagedObject>) =
             batch.iter().partition(|o| o.kind == ObjectKind::Original);
-        let mut added = BatchAdded::default();
-        let mut ids = PhotoIds::default();
-        if !originals.is_empty() {
-            (added.couples, added.photos, ids) = self.add_originals(&originals).await?;
-        }
-        if thumbnails.is_empty() {
-            return Ok(added);
-        }
-        self.look_up(&thumbnails, &mut ids).await?;
-        thumbnails.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-        let mut rows = Vec::with_capacity(thumbnails.len() * 48);
-        let mut deferred = Vec::new();
-        for t in thumbnails {
-            match ids.get(&t.couple, &t.photo) {
-                Some(id) => {
-                    rows.extend_from_slice(id.to_string().as_bytes());
-                    rows.push(b'\t');
-                    push_copy_field(&mut rows, &t.key);
-                    rows.push(b'\t');
-                    rows.extend_from_slice(t.bytes.to_string().as_bytes());
-                    rows.push(b'\n');
+        if self.copy_rows {
+            self.execute("SAVEPOINT import_copy").await?;
+            match self.add_copied(&originals, &thumbnails).await {
+                Ok(added) => {
+                    self.execute("RELEASE SAVEPOINT import_copy").await?;
+                    return Ok(added);
                 }
-                None => {
-                    push_copy_field(&mut deferred, &self.source);
-                    deferred.push(b'\t');
-                    deferred.extend_from_slice(self.unit.to_string().as_bytes());
-                    deferred.push(b'\t');
-                    push_copy_row(&mut deferred, t);
-                    added.deferred += 1;
+                Err(e) if is_unique_violation(&e) => {
+                    tracing::debug!(
+                        "import: a row exists already; the unit takes the arbitrated path"
+                    );
+                    self.execute("ROLLBACK TO SAVEPOINT import_copy").await?;
+                    self.execute("RELEASE SAVEPOINT import_copy").await?;
+                    self.copy_rows = false;
                 }
+                Err(e) => return Err(e),
             }
         }
-        if !rows.is_empty() {
-            added.thumbnails = self.add_thumbnails(&rows).await?;
-        }
-        if !deferred.is_empty() {
-            self.copy(COPY_DEFERRED, &deferred).await?;
-        }
-        Ok(added)
+        self.add_arbitrated(&originals, &thumbnails).await
     }
 
     async fn commit(self: Box<Self>, checkpoint: &ImportCheckpoint) -> Result<(), CatalogError> {
