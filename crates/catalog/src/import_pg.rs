@@ -247,10 +247,14 @@ impl PgUnit {
             let base: i64 = sqlx::query_scalar(MAX_PHOTO_ID)
                 .fetch_one(&mut *self.tx)
                 .await?;
-            let mut photos: Vec<(i64, &StagedObject)> = originals
-                .iter()
-                .map(|o| (couples[o.couple.as_str()], *o))
-                .collect();
+            let mut photos = Vec::with_capacity(originals.len());
+            for o in originals {
+                // Every couple was either added or found just above, in this transaction.
+                let couple = couples.get(o.couple.as_str()).ok_or_else(|| {
+                    CatalogError::Corrupt(format!("couple {:?} neither added nor found", o.couple))
+                })?;
+                photos.push((*couple, *o));
+            }
             photos.sort_unstable_by(|(a, x), (b, y)| {
                 (*a, x.photo.chars().count(), &x.photo, &x.key).cmp(&(
                     *b,
