@@ -279,17 +279,7 @@ pub(crate) use shared_import_methods;
 /// Appends one object to a PostgreSQL `COPY ... FROM STDIN` text-format buffer (the batch
 /// table's columns: kind, couple, photo, format, key, bytes).
 pub(crate) fn push_copy_row(buf: &mut Vec<u8>, o: &StagedObject) {
-    fn field(buf: &mut Vec<u8>, value: &str) {
-        for b in value.bytes() {
-            match b {
-                b'\\' => buf.extend_from_slice(b"\\\\"),
-                b'\t' => buf.extend_from_slice(b"\\t"),
-                b'\n' => buf.extend_from_slice(b"\\n"),
-                b'\r' => buf.extend_from_slice(b"\\r"),
-                _ => buf.push(b),
-            }
-        }
-    }
+    let field = push_copy_field;
     buf.extend_from_slice(o.kind.as_str().as_bytes());
     buf.push(b'\t');
     field(buf, &o.couple);
@@ -305,6 +295,20 @@ pub(crate) fn push_copy_row(buf: &mut Vec<u8>, o: &StagedObject) {
     buf.push(b'\t');
     buf.extend_from_slice(o.bytes.to_string().as_bytes());
     buf.push(b'\n');
+}
+
+/// Appends one text value to a `COPY ... FROM STDIN` text-format buffer, escaping what that
+/// format reserves (backslash, tab, newline, carriage return).
+pub(crate) fn push_copy_field(buf: &mut Vec<u8>, value: &str) {
+    for b in value.bytes() {
+        match b {
+            b'\\' => buf.extend_from_slice(b"\\\\"),
+            b'\t' => buf.extend_from_slice(b"\\t"),
+            b'\n' => buf.extend_from_slice(b"\\n"),
+            b'\r' => buf.extend_from_slice(b"\\r"),
+            _ => buf.push(b),
+        }
+    }
 }
 
 #[cfg(test)]

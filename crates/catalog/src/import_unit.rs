@@ -6,14 +6,15 @@
 //! transaction, so a unit is in the catalog whole with its checkpoint, or not at all: a killed or
 //! refused unit leaves nothing to discard.
 //!
-//! The SQL is written once for both backends; the bulk load differs (PostgreSQL `COPY`, SQLite
-//! multi-row inserts), and so does emptying the batch table (`TRUNCATE`, `DELETE`).
+//! This module holds the trait, the statements both backends share, and SQLite's unit (batch
+//! table filled by multi-row inserts). PostgreSQL's unit, [`crate::import_pg`], numbers couples and
+//! photos with the same statements and copies thumbnails straight into their table.
 
 use async_trait::async_trait;
 use serde::Serialize;
-use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+use sqlx::{Sqlite, SqlitePool, Transaction};
 
-use crate::import::{push_copy_row, ImportCheckpoint, StagedObject, SAVE_CHECKPOINT};
+use crate::import::{ImportCheckpoint, StagedObject, SAVE_CHECKPOINT};
 use crate::{now_ms, CatalogError};
 
 /// What one batch added to the catalog, and the thumbnails it deferred to the end.
@@ -43,18 +44,11 @@ const CREATE_BATCH: &str = "CREATE TEMP TABLE IF NOT EXISTS import_batch (
     kind TEXT NOT NULL, couple TEXT NOT NULL, photo TEXT NOT NULL, format TEXT,
     key TEXT NOT NULL, bytes BIGINT NOT NULL)";
 
-/// PostgreSQL's batch table: ids and keys in the collation of the catalog's columns (byte order,
-/// migration 0015), without which its joins could not use their indexes. (SQLite's text is
-/// byte-ordered already, and it knows no collation "C".)
-const PG_CREATE_BATCH: &str = r#"CREATE TEMP TABLE IF NOT EXISTS import_batch (
-    kind TEXT NOT NULL, couple TEXT COLLATE "C" NOT NULL, photo TEXT COLLATE "C" NOT NULL,
-    format TEXT, key TEXT COLLATE "C" NOT NULL, bytes BIGINT NOT NULL)"#;
-
-const BATCH_COLUMNS: &str = "import_batch (kind, couple, photo, format, key, bytes)";
+pub(crate) const BATCH_COLUMNS: &str = "import_batch (kind, couple, photo, format, key, bytes)";
 
 /// The batch's new couples, numbered after the highest id in the order of their external ids
 /// (shorter first, so numeric ids keep their numeric order). $1: now.
-const BATCH_COUPLES: &str = "INSERT INTO couples (id, ext_id, created_at)
+pub(crate) const BATCH_COUPLES: &str = "INSERT INTO couples (id, ext_id, created_at)
      SELECT m.base + ROW_NUMBER() OVER (ORDER BY LENGTH(n.couple), n.couple), n.couple, $1
      FROM (SELECT DISTINCT b.couple FROM import_batch b
            WHERE b.kind = 'original'
@@ -75,8 +69,8 @@ const BATCH_PHOTOS: &str = "INSERT INTO photos (id, couple_id, ext_id, original_
      WHERE b.kind = 'original'
      ON CONFLICT DO NOTHING";
 
-/// The batch's thumbnails of photos in the catalog (SQLite; PostgreSQL runs
-/// [`PG_BATCH_THUMBNAILS_AND_DEFER`]).
+/// The batch's thumbnails of photos in the catalog (SQLite; PostgreSQL's unit,
+/// [`crate::import_pg`], resolves each photo once and copies its thumbnails in).
 const BATCH_THUMBNAILS: &str = "INSERT INTO thumbnails (photo_id, key, bytes)
      SELECT p.id, b.key, b.bytes
      FROM import_batch b
@@ -95,45 +89,9 @@ const BATCH_DEFER: &str =
        AND NOT EXISTS (SELECT 1 FROM couples c JOIN photos p ON p.couple_id = c.id
                        WHERE c.ext_id = b.couple AND p.ext_id = b.photo)";
 
-/// PostgreSQL's form of [`BATCH_THUMBNAILS`] and [`BATCH_DEFER`] in one statement: each thumbnail's
-/// photo is looked up once (two index probes), then the thumbnail is inserted or deferred, instead
-/// of the two statements probing every thumbnail each (SQLite has no `INSERT` in `WITH`). Inserted
-/// in key order, the order of the primary key's index. $1 source, $2 unit; answers (thumbnails,
-/// deferred).
-const PG_BATCH_THUMBNAILS_AND_DEFER: &str = "WITH r AS MATERIALIZED (
-         SELECT b.couple, b.photo, b.format, b.key, b.bytes, p.id AS photo_id
-         FROM import_batch b
-         LEFT JOIN couples c ON c.ext_id = b.couple
-         LEFT JOIN photos p ON p.couple_id = c.id AND p.ext_id = b.photo
-         WHERE b.kind = 'thumbnail'),
-     deferred AS (
-         INSERT INTO import_staging (source, unit, kind, couple, photo, format, key, bytes)
-         SELECT $1, $2, 'thumbnail', couple, photo, format, key, bytes FROM r
-         WHERE photo_id IS NULL
-         RETURNING 1),
-     added AS (
-         INSERT INTO thumbnails (photo_id, key, bytes)
-         SELECT photo_id, key, bytes FROM r WHERE photo_id IS NOT NULL ORDER BY key
-         ON CONFLICT DO NOTHING
-         RETURNING 1)
-     SELECT (SELECT COUNT(*) FROM added), (SELECT COUNT(*) FROM deferred)";
-
 /// Rows per multi-row INSERT into SQLite's batch table (6 values each; SQLite binds at most
 /// 32,766 values per statement).
 const SQLITE_ROWS_PER_INSERT: usize = 5000;
-
-/// How PostgreSQL plans a unit's statements: each batch joins a few thousand rows against a
-/// catalog of millions, so every lookup must be an index probe. Left to itself the planner hashes
-/// the whole `photos` table for every batch (a cost that grows with the catalog: O(n²) over an
-/// import); with hash and merge joins off, a batch costs O(batch × log catalog). The batch table
-/// is analysed after each load so that it drives the joins. JIT compilation is off: it cost
-/// ~30 ms a statement (four statements a batch) and these statements are index probes, which it
-/// does not speed up.
-const PG_UNIT_PLANNING: [&str; 3] = [
-    "SET LOCAL enable_hashjoin = off",
-    "SET LOCAL enable_mergejoin = off",
-    "SET LOCAL jit = off",
-];
 
 /// Runs the statements that resolve the batch table's couples and photos, in one transaction
 /// `$tx`; answers (couples, photos).
@@ -167,90 +125,6 @@ macro_rules! commit_unit {
         tx.commit().await?;
         Ok(())
     }};
-}
-
-/// Serialises the import transactions (units and the final resolution) of every process writing
-/// one PostgreSQL catalog: a transaction-level advisory lock, released at commit or rollback.
-/// Without it, two imports running at once (two sources, or the same one started twice) each
-/// number their new couples and photos from the same `MAX(id)` (a duplicate key error, or photos
-/// silently left out by `ON CONFLICT DO NOTHING` and their thumbnails then orphaned), and the
-/// counters' triggers see only their own uncommitted photos, so a couple that both give its first
-/// photos counts twice in `couples_with_photos`. Waiting costs nothing that matters: an import is
-/// bound by the server, so two at once would not go faster. SQLite has one writer at a time.
-/// (The key is an arbitrary constant: "recast import" in no particular encoding.)
-const PG_IMPORT_LOCK: &str = "SELECT pg_advisory_xact_lock(7201120110)";
-
-pub(crate) struct PgUnit {
-    tx: Transaction<'static, Postgres>,
-    source: String,
-    unit: i64,
-}
-
-impl PgUnit {
-    pub(crate) async fn begin(
-        pool: &PgPool,
-        source: &str,
-        unit: i64,
-    ) -> Result<Box<dyn ImportUnit>, CatalogError> {
-        let mut tx = pool.begin().await?;
-        Self::serialise(&mut tx).await?;
-        sqlx::query(PG_CREATE_BATCH).execute(&mut *tx).await?;
-        for setting in PG_UNIT_PLANNING {
-            sqlx::query(setting).execute(&mut *tx).await?;
-        }
-        Ok(Box::new(PgUnit {
-            tx,
-            source: source.to_owned(),
-            unit,
-        }))
-    }
-
-    /// Waits until no other import transaction writes the catalog ([`PG_IMPORT_LOCK`]).
-    pub(crate) async fn serialise(
-        tx: &mut Transaction<'static, Postgres>,
-    ) -> Result<(), CatalogError> {
-        sqlx::query(PG_IMPORT_LOCK).execute(&mut **tx).await?;
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl ImportUnit for PgUnit {
-    async fn add(&mut self, batch: &[StagedObject]) -> Result<BatchAdded, CatalogError> {
-        let mut buf = Vec::with_capacity(batch.len() * 96);
-        for o in batch {
-            push_copy_row(&mut buf, o);
-        }
-        let mut copy = self
-            .tx
-            .copy_in_raw(&format!("COPY {BATCH_COLUMNS} FROM STDIN"))
-            .await?;
-        copy.send(buf).await?;
-        copy.finish().await?;
-        sqlx::query("ANALYZE import_batch")
-            .execute(&mut *self.tx)
-            .await?;
-        let (couples, photos) = resolve_photos!(self.tx);
-        let (thumbnails, deferred): (i64, i64) = sqlx::query_as(PG_BATCH_THUMBNAILS_AND_DEFER)
-            .bind(&self.source)
-            .bind(self.unit)
-            .fetch_one(&mut *self.tx)
-            .await?;
-        let added = BatchAdded {
-            couples,
-            photos,
-            thumbnails: thumbnails as u64,
-            deferred: deferred as u64,
-        };
-        sqlx::query("TRUNCATE import_batch")
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(added)
-    }
-
-    async fn commit(self: Box<Self>, checkpoint: &ImportCheckpoint) -> Result<(), CatalogError> {
-        commit_unit!(self, checkpoint)
-    }
 }
 
 pub(crate) struct SqliteUnit {

@@ -10,6 +10,7 @@ mod counters_race;
 mod error;
 mod fleet;
 mod import;
+mod import_pg;
 mod import_unit;
 mod model;
 #[cfg(test)]

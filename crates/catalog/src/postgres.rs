@@ -90,7 +90,7 @@ crate::counters::shared_counter_methods!(
     "LOCK TABLE catalog_counters, run_state_counters, run_reason_counters, run_attempt_counters, run_complete_couples IN EXCLUSIVE MODE"
 );
 
-crate::import::shared_import_methods!(PgCatalog, crate::import_unit::PgUnit);
+crate::import::shared_import_methods!(PgCatalog, crate::import_pg::PgUnit);
 
 crate::sql_read::read_methods!(PgCatalog);
 crate::sql_write::write_methods!(PgCatalog, Postgres, SEED_ROWS_PER_INSERT);

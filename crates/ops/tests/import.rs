@@ -403,3 +403,18 @@ async fn catalog_import_conformance_postgres() {
     recast_catalog::conformance_import::import_stages_then_resolves_once(postgres().await.as_ref())
         .await;
 }
+
+#[tokio::test]
+async fn catalog_import_overlap_sqlite() {
+    let (_d, c) = sqlite().await;
+    recast_catalog::conformance_import::import_adds_exactly_the_missing_thumbnails(c.as_ref())
+        .await;
+}
+
+#[tokio::test]
+async fn catalog_import_overlap_postgres() {
+    recast_catalog::conformance_import::import_adds_exactly_the_missing_thumbnails(
+        postgres().await.as_ref(),
+    )
+    .await;
+}
