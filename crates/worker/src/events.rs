@@ -26,6 +26,9 @@ pub(crate) enum Event {
     BytesOut(u64),
     /// A job's message was settled with this outcome.
     JobSettled(JobOutcome),
+    /// A duplicate delivery met the couple's lease held by another live worker and was kept,
+    /// invisible, until the lease ended (counted with the duplicates put back).
+    DuplicateHeld,
     /// A job stopped running in this worker, whatever its outcome.
     JobEnded,
     /// A request to a service, and how it ended (`ok`, `throttled`, `not_found`, `error`).
@@ -111,6 +114,7 @@ impl EventSink {
                 metrics::counter!("recast_bytes_total", "direction" => "out").increment(n);
             }
             Event::JobSettled(outcome) => self.job_settled(outcome),
+            Event::DuplicateHeld => self.summary.lock().expect("summary lock").jobs_deferred += 1,
             Event::JobEnded => add(&s.jobs, 1),
             Event::Request {
                 service,

@@ -107,7 +107,8 @@ pub struct WorkerSummary {
     pub jobs_dead_lettered: u64,
     /// Jobs stopped by a drain or their maximum duration, released at once for another worker.
     pub jobs_released: u64,
-    /// Duplicate deliveries of couples another live worker held, put back until its lease ends.
+    /// Duplicate deliveries of couples another live worker held: kept until its lease ended, or
+    /// put back (a duplicate of a couple running in this same worker, or one held at a drain).
     pub jobs_deferred: u64,
 }
 
@@ -416,7 +417,8 @@ impl Worker {
                         until_ms: now_ms() + SAME_WORKER_DUPLICATE_PAUSE.as_millis() as i64,
                     }
                 })?;
-                self.lease(&run, job.couple, &tally).await?;
+                self.lease_or_wait(&run, job.couple, &message, &tally, stop)
+                    .await?;
                 let ctx = JobContext {
                     catalog: me.catalog.as_ref(),
                     store: &store,
@@ -487,6 +489,57 @@ impl Worker {
         }
     }
 
+    /// Takes the couple's lease; while another live worker holds it (a duplicate delivery),
+    /// keeps this message invisible and waits for that lease to end instead of putting the
+    /// message back to be received again. Every receive counts toward the queue's dead-letter
+    /// threshold: a holder slowed by faults, or one whose message became visible while SQS was
+    /// unreachable, would otherwise see its couple received every few seconds and dead-lettered.
+    /// Once the lease is free the job runs here (it finds done what the holder did). A drain or
+    /// the job's maximum duration ends the wait: the message is then put back until the lease
+    /// ends.
+    async fn lease_or_wait(
+        &self,
+        run: &Run,
+        couple: CoupleId,
+        message: &ReceivedMessage,
+        tally: &Tally,
+        stop: &JobStop,
+    ) -> Result<(), JobError> {
+        let me = &self.inner;
+        let mut waited = false;
+        loop {
+            let busy = match self.lease(run, couple, tally).await {
+                Err(JobError::Busy { owner, until_ms }) => (owner, until_ms),
+                other => return other,
+            };
+            if !waited {
+                waited = true;
+                me.fleet.events().record(Event::DuplicateHeld);
+                info!(holder = %busy.0, "couple is in another live worker's hands (duplicate delivery); keeping the message until its lease ends");
+            }
+            let wait = Duration::from_millis((busy.1 - now_ms()).max(0) as u64)
+                .clamp(DUPLICATE_POLL_MIN, me.config.visibility / 2);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.token.cancelled() => {}
+            }
+            if stop.is_stopped() {
+                return Err(JobError::Busy {
+                    owner: busy.0,
+                    until_ms: busy.1,
+                });
+            }
+            tally.sqs(1);
+            if let Err(e) = me
+                .queue
+                .change_visibility(&message.receipt, me.config.visibility)
+                .await
+            {
+                warn!(error = %e, "failed to extend the visibility of a duplicate delivery");
+            }
+        }
+    }
+
     /// The keys one DeleteObjects request may carry: the worker's delete share of two seconds,
     /// at most S3's 1,000.
     fn delete_batch(&self) -> usize {
@@ -500,6 +553,8 @@ const DUPLICATE_RECHECK: Duration = Duration::from_secs(30);
 /// toward the queue's dead-letter threshold, so a couple whose lease is about to be renewed must
 /// not be received again every second.
 const DUPLICATE_MIN_WAIT: Duration = Duration::from_secs(5);
+/// Shortest wait between two looks at the lease of a couple a duplicate delivery waits for.
+const DUPLICATE_POLL_MIN: Duration = Duration::from_millis(500);
 /// How long a duplicate of a couple running in this same worker is put back for.
 const SAME_WORKER_DUPLICATE_PAUSE: Duration = Duration::from_secs(5);
 
