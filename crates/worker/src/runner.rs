@@ -406,7 +406,6 @@ impl Worker {
         };
         let span = info_span!("job", run = %job.run, couple = %redact_id(job.couple.0), attempt = message.receive_count);
         async {
-            let started = now_ms();
             let tally = Arc::new(Tally::child_of(me.fleet.totals.clone()));
             let store = CountingStore::new(me.store.clone(), tally.clone());
             let result = async {
@@ -419,6 +418,8 @@ impl Worker {
                 })?;
                 self.lease_or_wait(&run, job.couple, &message, &tally, stop)
                     .await?;
+                // The attempt starts with its lease (a duplicate may have waited for it).
+                let started = now_ms();
                 let ctx = JobContext {
                     catalog: me.catalog.as_ref(),
                     store: &store,
@@ -507,35 +508,34 @@ impl Worker {
     ) -> Result<(), JobError> {
         let me = &self.inner;
         let mut waited = false;
+        let mut extended = tokio::time::Instant::now();
         loop {
-            let busy = match self.lease(run, couple, tally).await {
+            let (owner, until_ms) = match self.lease(run, couple, tally).await {
                 Err(JobError::Busy { owner, until_ms }) => (owner, until_ms),
                 other => return other,
             };
             if !waited {
                 waited = true;
                 me.fleet.events().record(Event::DuplicateHeld);
-                info!(holder = %busy.0, "couple is in another live worker's hands (duplicate delivery); keeping the message until its lease ends");
+                info!(holder = %owner, "couple is in another live worker's hands (duplicate delivery); keeping the message until its lease ends");
             }
-            let wait = Duration::from_millis((busy.1 - now_ms()).max(0) as u64)
-                .clamp(DUPLICATE_POLL_MIN, me.config.visibility / 2);
             tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
+                _ = tokio::time::sleep(DUPLICATE_POLL) => {}
                 _ = stop.token.cancelled() => {}
             }
             if stop.is_stopped() {
-                return Err(JobError::Busy {
-                    owner: busy.0,
-                    until_ms: busy.1,
-                });
+                return Err(JobError::Busy { owner, until_ms });
             }
-            tally.sqs(1);
-            if let Err(e) = me
-                .queue
-                .change_visibility(&message.receipt, me.config.visibility)
-                .await
-            {
-                warn!(error = %e, "failed to extend the visibility of a duplicate delivery");
+            if extended.elapsed() >= me.config.visibility / 2 {
+                extended = tokio::time::Instant::now();
+                tally.sqs(1);
+                if let Err(e) = me
+                    .queue
+                    .change_visibility(&message.receipt, me.config.visibility)
+                    .await
+                {
+                    warn!(error = %e, "failed to extend the visibility of a duplicate delivery");
+                }
             }
         }
     }
@@ -553,8 +553,9 @@ const DUPLICATE_RECHECK: Duration = Duration::from_secs(30);
 /// toward the queue's dead-letter threshold, so a couple whose lease is about to be renewed must
 /// not be received again every second.
 const DUPLICATE_MIN_WAIT: Duration = Duration::from_secs(5);
-/// Shortest wait between two looks at the lease of a couple a duplicate delivery waits for.
-const DUPLICATE_POLL_MIN: Duration = Duration::from_millis(500);
+/// How often a duplicate delivery looks at the lease it waits for (one catalog statement): the
+/// holder usually ends long before its lease would, and the message is settled soon after.
+const DUPLICATE_POLL: Duration = Duration::from_secs(1);
 /// How long a duplicate of a couple running in this same worker is put back for.
 const SAME_WORKER_DUPLICATE_PAUSE: Duration = Duration::from_secs(5);
 
