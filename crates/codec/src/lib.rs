@@ -27,13 +27,11 @@ pub use convert::{
 pub use decode::{decode, decode_with_metadata, probe, Decoded, ImageInfo, DEFAULT_MAX_PIXELS};
 pub use encode::{encode_webp, transcode, EncodeOptions, Transcoded};
 pub use error::CodecError;
-pub use predict::{jpeg_quality, PhotoStats};
+pub use predict::{jpeg_quality, predicted_quality, PhotoStats};
 pub use quality::{
     quality_score, ssimulacra2_streamed, ssimulacra2_whole, DEFAULT_COMPARE_PIXELS, TILE_SIDE,
 };
 pub use scaled::{ScaledImage, ScaledJpeg, Unscalable};
-pub use search::{
-    choose_quality, Choice, Prober, CHECK_MARGIN, MAX_ENCODES, MIN_QUALITY, START_QUALITY,
-};
+pub use search::{choose_quality, Choice, Prober, CHECK_MARGIN, MAX_ENCODES, MIN_QUALITY};
 pub use synth::synth_photo_jpeg;
 pub use thumbnail::{placeholder_thumbnail_jpeg, thumbnail_jpeg};

