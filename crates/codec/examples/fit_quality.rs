@@ -1,7 +1,7 @@
-//! Data for fitting the first guess of the per-photo quality (`predict.rs`): for each photo, its
-//! statistics and its whole SSIMULACRA2 score at a ladder of WebP qualities, one CSV line each.
+//! Data for fitting the per-photo quality's probe model (`predict.rs`): for each photo, its
+//! whole SSIMULACRA2 score at a ladder of WebP qualities, one CSV line each.
 //! `fit_quality PHOTO... > table.csv`; `scripts/fit-quality` fits the model on such a table.
-use recast_codec::{decode, encode_webp, ssimulacra2_streamed, EncodeOptions, PhotoStats};
+use recast_codec::{decode, encode_webp, ssimulacra2_streamed, EncodeOptions};
 
 const LADDER: [f32; 12] = [
     30.0, 40.0, 50.0, 55.0, 60.0, 65.0, 70.0, 75.0, 80.0, 85.0, 90.0, 95.0,
@@ -9,14 +9,10 @@ const LADDER: [f32; 12] = [
 
 fn main() {
     let header: Vec<String> = LADDER.iter().map(|q| format!("s{q}")).collect();
-    println!(
-        "photo,mp,detail,coarse,flat,chroma,jpeg_quality,{}",
-        header.join(",")
-    );
+    println!("photo,mp,jpeg_quality,{}", header.join(","));
     for path in std::env::args().skip(1) {
         let input = std::fs::read(&path).expect("a photo");
         let (image, _) = decode(&input, u64::MAX).expect("decodes");
-        let stats = PhotoStats::of(&image);
         let jpeg_quality = recast_codec::jpeg_quality(&input).unwrap_or(f64::NAN);
         let scores: Vec<String> = LADDER
             .iter()
@@ -39,16 +35,12 @@ fn main() {
             })
             .collect();
         println!(
-            "{},{:.3},{:.4},{:.4},{:.4},{:.4},{:.1},{}",
+            "{},{:.3},{:.1},{}",
             std::path::Path::new(&path)
                 .file_name()
                 .unwrap()
                 .to_string_lossy(),
             f64::from(image.width()) * f64::from(image.height()) / 1e6,
-            stats.detail,
-            stats.coarse,
-            stats.flat,
-            stats.chroma,
             jpeg_quality,
             scores.join(",")
         );

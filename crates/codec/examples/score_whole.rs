@@ -30,12 +30,7 @@ fn main() {
         let _ = webp::Decoder::new(&webp).decode().expect("decodes");
     }
     let cpu_decode = (cpu() - c3) / 10;
-    let c4 = cpu();
-    for _ in 0..10 {
-        let _ = recast_codec::PhotoStats::of(&img);
-    }
-    let cpu_stats = (cpu() - c4) / 10;
-    println!("streamed {streamed:.3} cpu {cpu_streamed} ms; webp decode {cpu_decode} ms; stats {cpu_stats} ms");
+    println!("streamed {streamed:.3} cpu {cpu_streamed} ms; webp decode {cpu_decode} ms");
     let c1 = cpu();
     let _again = recast_codec::encode_webp(&img, &options).expect("encodes");
     let cpu_encode = cpu() - c1;

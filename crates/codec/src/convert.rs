@@ -128,7 +128,7 @@ pub fn convert(input: &[u8], opts: &ConvertOptions) -> Result<Conversion, CodecE
     let image = &decoded.image;
     let exif = decoded.exif.as_deref().and_then(strip_gps_and_orientation);
     let prober = if opts.check_quality {
-        Prober::new(image, opts.encode.method).map(|p| p.with_source(input))
+        Prober::new(image, opts.encode.method)
     } else {
         None
     };

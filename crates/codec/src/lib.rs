@@ -27,7 +27,7 @@ pub use convert::{
 pub use decode::{decode, decode_with_metadata, probe, Decoded, ImageInfo, DEFAULT_MAX_PIXELS};
 pub use encode::{encode_webp, transcode, EncodeOptions, Transcoded};
 pub use error::CodecError;
-pub use predict::{jpeg_quality, predicted_quality, PhotoStats};
+pub use predict::{jpeg_quality, quality_after_probe, AIM_ABOVE, PROBE_QUALITY};
 pub use quality::{
     quality_score, ssimulacra2_streamed, ssimulacra2_whole, DEFAULT_COMPARE_PIXELS, TILE_SIDE,
 };

@@ -1,167 +1,33 @@
-//! A first guess of the per-photo quality from cheap statistics of the decoded photo, so that the
-//! search usually needs one encode and one score instead of two or three.
+//! What a photo needs, predicted: the quality its source JPEG was saved at, and the WebP quality
+//! that reaches a target from the score of one probe encode.
 //!
-//! The statistics are read in one pass over the pixels (a few milliseconds per megapixel, against
-//! ~95 for one `cwebp` encode): how much fine detail the luma has, how much of the photo is flat,
-//! and how much the chroma varies. WebP at a low quality blurs fine detail away and bands smooth
-//! areas; SSIMULACRA2 counts both, so detailed and smooth photos need different qualities for the
-//! same score. The model's coefficients were fitted by least squares on photos that are not the
-//! bench set (see docs/codec.md, "The first guess").
+//! The probe model was fitted by `scripts/fit-quality` on photos that are **not** the bench set
+//! (see docs/codec.md, "The second try"): for each photo, its whole SSIMULACRA2 score at a
+//! ladder of WebP qualities; per photo and target (60 to 80), the lowest quality reaching the
+//! target plus the check margin, against the probe's distance from that goal. A fixed probe
+//! and this map beat predicting from cheap image statistics (gradient energy, flat blocks,
+//! chroma, the JPEG's quality): those left 8.8 quality points of error (leave one photo out),
+//! the probe's score 4.2.
 
-use image::DynamicImage;
+/// Quality of the probe, the search's first encode: about the median answer at target 70.
+pub const PROBE_QUALITY: f32 = 75.0;
 
-use crate::quality::Pixels;
+/// The model: quality needed - probe = C0 + C1 d + C2 d² + C3 (target - 70), d the probe's
+/// score minus the goal, within +-12 (the range fitted).
+const PROBE_MODEL: [f64; 4] = [-3.610, -2.709, -0.0674, -0.3441];
 
-/// The model's coefficients, in the order of [`PhotoStats::terms`]; fitted by
-/// `scripts/fit-quality` (see docs/codec.md, "The first guess").
-const COEFFICIENTS: [f64; 7] = [70.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0];
+/// The second encode aims this far above the model's answer: its leave-one-photo-out errors
+/// were under 3.6 quality points for 85% of (photo, target) pairs, so the second encode
+/// usually passes and a third is rare.
+pub const AIM_ABOVE: f64 = 3.5;
 
-/// The first guess aims this many quality points above the model's answer: the model's
-/// residuals are one-sided in what they cost (a guess under the answer costs a second encode
-/// and score, one above it a few percent of bytes, or a step down), so it errs upwards.
-const AIM_ABOVE: f64 = 0.0;
-
-/// The WebP quality the model predicts a photo needs for `target` (SSIMULACRA2 plus the check
-/// margin), from its statistics and, for a JPEG, the quality it was saved at. Within 30..=95.
-pub fn predicted_quality(stats: &PhotoStats, jpeg_quality: Option<f64>, target: f64) -> f32 {
-    let terms = stats.terms(jpeg_quality, target);
-    let q: f64 = terms.iter().zip(COEFFICIENTS).map(|(t, c)| t * c).sum();
-    (q + AIM_ABOVE).clamp(30.0, 95.0).round() as f32
-}
-
-/// Statistics of a photo that predict the WebP quality it needs.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PhotoStats {
-    /// Mean absolute difference between neighbouring luma values (0..255 units), right and down,
-    /// at full resolution: fine detail.
-    pub detail: f64,
-    /// The same on the means of 4x4 blocks: structure at a coarser scale.
-    pub coarse: f64,
-    /// Fraction of 8x8 blocks whose own detail is under 1 level: flat areas, where a low quality
-    /// shows bands and blocks.
-    pub flat: f64,
-    /// Mean absolute difference between neighbouring chroma values (R-G and B-G), right and down.
-    pub chroma: f64,
-}
-
-impl PhotoStats {
-    /// The model's terms: 1, ln detail, ln coarse, flat, ln chroma, JPEG quality - 90 (0 when
-    /// unknown), target - 70. `scripts/fit-quality` fits on the same terms.
-    pub fn terms(&self, jpeg_quality: Option<f64>, target: f64) -> [f64; 7] {
-        [
-            1.0,
-            (self.detail + 0.05).ln(),
-            (self.coarse + 0.05).ln(),
-            self.flat,
-            (self.chroma + 0.05).ln(),
-            jpeg_quality.map_or(0.0, |q| q - 90.0),
-            target - 70.0,
-        ]
-    }
-
-    /// One pass over half the rows of the photo's 8-bit RGB(A) pixels.
-    pub fn of(image: &DynamicImage) -> PhotoStats {
-        let pixels = Pixels::of(image);
-        stats(&pixels.bytes, pixels.channels, pixels.width)
-    }
-}
-
-fn stats(bytes: &[u8], channels: usize, width: usize) -> PhotoStats {
-    let height = bytes.len() / (channels * width).max(1);
-    if width < 2 || height < 2 {
-        return PhotoStats {
-            detail: 0.0,
-            coarse: 0.0,
-            flat: 1.0,
-            chroma: 0.0,
-        };
-    }
-    // Luma and chroma of one row, in 0..255 units (integers scaled by 1/256 at the end).
-    let planes_of = |y: usize, luma: &mut Vec<i32>, cr: &mut Vec<i32>, cb: &mut Vec<i32>| {
-        luma.clear();
-        cr.clear();
-        cb.clear();
-        for px in bytes[y * width * channels..][..width * channels].chunks_exact(channels) {
-            let (r, g, b) = (i32::from(px[0]), i32::from(px[1]), i32::from(px[2]));
-            luma.push(77 * r + 150 * g + 29 * b);
-            cr.push(r - g);
-            cb.push(b - g);
-        }
-    };
-    let (bw, bh) = (width.div_ceil(8), height.div_ceil(8));
-    let mut block_detail = vec![0u64; bw * bh];
-    let (cw, ch) = (width / 4, height / 4);
-    let mut coarse_sums = vec![0i64; cw.max(1) * ch.max(1)];
-    let (mut detail, mut chroma) = (0u64, 0u64);
-    let (mut luma, mut cr, mut cb) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut prev_luma, mut prev_cr, mut prev_cb) = (Vec::new(), Vec::new(), Vec::new());
-    let mut pairs = 0usize;
-    for y in 0..height {
-        // Half the rows, in pairs (4k, 4k+1): the statistics of a photo, at half the cost.
-        if y % 4 >= 2 {
-            continue;
-        }
-        planes_of(y, &mut luma, &mut cr, &mut cb);
-        let brow = &mut block_detail[(y / 8) * bw..][..bw];
-        let down = y % 4 == 1;
-        for x in 0..width {
-            let mut d = 0u64;
-            let mut c = 0u64;
-            if x + 1 < width {
-                d += u64::from(luma[x].abs_diff(luma[x + 1]));
-                c += u64::from(cr[x].abs_diff(cr[x + 1])) + u64::from(cb[x].abs_diff(cb[x + 1]));
-                pairs += 1;
-            }
-            if down {
-                d += u64::from(luma[x].abs_diff(prev_luma[x]));
-                c += u64::from(cr[x].abs_diff(prev_cr[x])) + u64::from(cb[x].abs_diff(prev_cb[x]));
-                pairs += 1;
-            }
-            detail += d;
-            chroma += c;
-            brow[x / 8] += d;
-        }
-        if y / 4 < ch {
-            let crow = &mut coarse_sums[(y / 4) * cw..][..cw];
-            for (x, l) in luma.iter().take(4 * cw).enumerate() {
-                crow[x / 4] += i64::from(*l);
-            }
-        }
-        std::mem::swap(&mut luma, &mut prev_luma);
-        std::mem::swap(&mut cr, &mut prev_cr);
-        std::mem::swap(&mut cb, &mut prev_cb);
-    }
-    let pairs = pairs.max(1) as f64;
-    let mut coarse = 0f64;
-    if cw >= 2 && ch >= 2 {
-        let at = |x: usize, y: usize| coarse_sums[y * cw + x] as f64 / (8.0 * 256.0);
-        let mut n = 0usize;
-        for y in 0..ch {
-            for x in 0..cw {
-                if x + 1 < cw {
-                    coarse += (at(x, y) - at(x + 1, y)).abs();
-                    n += 1;
-                }
-                if y + 1 < ch {
-                    coarse += (at(x, y) - at(x, y + 1)).abs();
-                    n += 1;
-                }
-            }
-        }
-        coarse /= n as f64;
-    }
-    // A block's detail per pixel pair (two per pixel, on the half of its rows read), in luma
-    // levels.
-    let flat_blocks = block_detail
-        .iter()
-        .filter(|&&d| (d as f64 / (2.0 * 32.0 * 256.0)) < 1.0)
-        .count();
-    PhotoStats {
-        detail: detail as f64 / 256.0 / pairs,
-        coarse,
-        flat: flat_blocks as f64 / block_detail.len() as f64,
-        chroma: chroma as f64 / pairs,
-    }
+/// The quality the model says reaches `goal` (the target plus the check margin) for a photo
+/// whose probe at [`PROBE_QUALITY`] scored `probe_score`, plus [`AIM_ABOVE`]; rounded up.
+pub fn quality_after_probe(probe_score: f64, goal: f64, target: f64) -> f32 {
+    let d = (probe_score - goal).clamp(-12.0, 12.0);
+    let [c0, c1, c2, c3] = PROBE_MODEL;
+    let needed = f64::from(PROBE_QUALITY) + c0 + c1 * d + c2 * d * d + c3 * (target - 70.0);
+    (needed + AIM_ABOVE).ceil().clamp(0.0, 100.0) as f32
 }
 
 /// The quality a JPEG was saved at, estimated from its luma quantisation table against the

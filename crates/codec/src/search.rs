@@ -2,16 +2,17 @@
 //! full resolution**, reaches the target.
 //!
 //! Each try encodes the whole photo and scores it whole (by `ssim2_stream.rs`: the same metric
-//! as the `ssimulacra2` crate, row by row, in a few rows of memory). The first try is at the
-//! quality a model predicts from cheap statistics of the photo (`predict.rs`); each further one
-//! is a secant step on the whole scores measured so far, until a score lands just above the target, at most
+//! as the `ssimulacra2` crate, row by row, in a few rows of memory). The first try is a probe
+//! at [`PROBE_QUALITY`]; the second is at the quality a model fitted on other photos predicts
+//! from the probe's score (`predict.rs`), aimed a little above; each further one is a secant
+//! step on the whole scores measured so far, until a score lands just above the target, at most
 //! [`MAX_ENCODES`] tries (two more when none has passed yet). Small probe tiles were tried as a
 //! cheaper guide and dropped: they judged the photo too kindly by an amount that varied per photo
 //! and per quality (4 to 17 points). See docs/codec.md for what this costs against `cwebp`.
 
 use image::DynamicImage;
 
-use crate::predict::{jpeg_quality, predicted_quality, PhotoStats};
+use crate::predict::{quality_after_probe, PROBE_QUALITY};
 use crate::quality::{srgb_to_linear_table, Pixels};
 use crate::ssim2_stream::{self, Srgb};
 use crate::{encode_webp, CodecError, EncodeOptions};
@@ -71,8 +72,6 @@ pub struct Choice {
 /// The photo prepared for the search: its pixels as the encoder and the metric see them.
 pub struct Prober<'a> {
     image: &'a DynamicImage,
-    stats: PhotoStats,
-    jpeg_quality: Option<f64>,
     source: Pixels<'a>,
     method: u8,
     lut: [f32; 256],
@@ -86,23 +85,10 @@ impl<'a> Prober<'a> {
         }
         Some(Prober {
             image,
-            stats: PhotoStats::of(image),
-            jpeg_quality: None,
             source: Pixels::of(image),
             method,
             lut: srgb_to_linear_table(),
         })
-    }
-
-    /// The quality the source was saved at, when it is a JPEG: it sharpens the first guess.
-    pub fn with_source(mut self, input: &[u8]) -> Prober<'a> {
-        self.jpeg_quality = jpeg_quality(input);
-        self
-    }
-
-    /// The first quality tried for `target`: the model's guess from the photo's statistics.
-    pub fn first_guess(&self, target: f64) -> f32 {
-        predicted_quality(&self.stats, self.jpeg_quality, target)
     }
 
     /// The whole photo encoded at `quality`, and its whole score.
@@ -194,9 +180,15 @@ pub fn choose_quality(
             // The last try left: the maximum decides whether any quality reaches the goal.
             hi
         } else {
-            next_step(&encoded, goal)
-                .unwrap_or_else(|| prober.first_guess(target))
-                .clamp(lo, hi)
+            match encoded.as_slice() {
+                [] => PROBE_QUALITY,
+                // After the probe alone: the quality the fitted model says reaches the goal.
+                [probe] if probe.quality == PROBE_QUALITY => {
+                    quality_after_probe(probe.score, goal, target)
+                }
+                _ => next_step(&encoded, goal).unwrap_or(PROBE_QUALITY),
+            }
+            .clamp(lo, hi)
         };
         let (webp, score) = prober.encode_and_score(quality)?;
         let done = (score >= goal && (score < goal + CLOSE_ENOUGH || quality <= lo))

@@ -1,12 +1,12 @@
-//! The first guess of the per-photo quality (`predict.rs`): the statistics it reads and the
-//! source JPEG's own quality, on real photos.
+//! What the per-photo quality predicts (`predict.rs`): the source JPEG's own quality, on real
+//! photos, and the quality the probe model asks for.
 
 mod common;
 
 use common::shared_photo;
 use image::codecs::jpeg::JpegEncoder;
 use image::DynamicImage;
-use recast_codec::{decode, jpeg_quality, predicted_quality, PhotoStats};
+use recast_codec::{decode, jpeg_quality, quality_after_probe, PROBE_QUALITY};
 
 fn jpeg_at(image: &DynamicImage, quality: u8) -> Vec<u8> {
     let mut out = Vec::new();
@@ -35,22 +35,25 @@ fn a_jpegs_own_quality_is_read_from_its_quantisation_table() {
 }
 
 #[test]
-fn detail_and_flatness_tell_a_photo_from_its_blurred_self_and_the_guess_follows_the_target() {
-    let (image, _) = decode(&shared_photo("astronaut.jpg"), u64::MAX).unwrap();
-    let sharp = PhotoStats::of(&image);
-    let blurred = PhotoStats::of(&image.blur(4.0));
-    assert!(sharp.detail > 2.0 * blurred.detail, "{sharp:?} {blurred:?}");
-    assert!(sharp.flat < blurred.flat, "{sharp:?} {blurred:?}");
-    let flat = PhotoStats::of(&DynamicImage::new_rgb8(64, 64));
-    assert_eq!((flat.detail, flat.flat, flat.chroma), (0.0, 1.0, 0.0));
-    let mut last = 0.0;
+fn the_quality_after_the_probe_falls_as_the_probes_score_rises() {
     for target in [50.0, 60.0, 70.0, 80.0, 90.0] {
-        let q = predicted_quality(&sharp, Some(90.0), target);
-        assert!((30.0..=95.0).contains(&q), "{target}: {q}");
-        assert!(q >= last, "target {target}: {q} after {last}");
-        last = q;
+        // A probe that scored exactly the goal: the answer is near the probe, aimed above it.
+        let goal = target + 0.5;
+        let q = quality_after_probe(goal, goal, target);
+        assert!((60.0..=95.0).contains(&q), "{target}: {q}");
+        let mut previous = 101.0;
+        for probe_score in [goal - 10.0, goal - 3.0, goal, goal + 3.0, goal + 10.0] {
+            let q = quality_after_probe(probe_score, goal, target);
+            assert!(
+                q < previous,
+                "target {target}, probe {probe_score}: {q} after {previous}"
+            );
+            previous = q;
+        }
+        let under = quality_after_probe(goal - 2.0, goal, target);
+        assert!(
+            under > PROBE_QUALITY,
+            "a probe under the goal steps up: {under}"
+        );
     }
-    assert!(
-        predicted_quality(&sharp, Some(90.0), 80.0) > predicted_quality(&sharp, Some(90.0), 60.0)
-    );
 }
