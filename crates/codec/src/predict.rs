@@ -13,7 +13,7 @@
 pub const PROBE_QUALITY: f32 = 75.0;
 
 /// The model: quality needed - probe = C0 + C1 d + C2 d² + C3 (target - 70), d the probe's
-/// score minus the goal, within +-12 (the range fitted).
+/// score minus the goal, within +-12, and the target within 60..=80 (the ranges fitted).
 const PROBE_MODEL: [f64; 4] = [-3.610, -2.709, -0.0674, -0.3441];
 
 /// The second encode aims this far above the model's answer: its leave-one-photo-out errors
@@ -26,7 +26,9 @@ pub const AIM_ABOVE: f64 = 3.5;
 pub fn quality_after_probe(probe_score: f64, goal: f64, target: f64) -> f32 {
     let d = (probe_score - goal).clamp(-12.0, 12.0);
     let [c0, c1, c2, c3] = PROBE_MODEL;
-    let needed = f64::from(PROBE_QUALITY) + c0 + c1 * d + c2 * d * d + c3 * (target - 70.0);
+    // Targets outside the fitted 60..=80 count as its ends.
+    let t = (target - 70.0).clamp(-10.0, 10.0);
+    let needed = f64::from(PROBE_QUALITY) + c0 + c1 * d + c2 * d * d + c3 * t;
     (needed + AIM_ABOVE).ceil().clamp(0.0, 100.0) as f32
 }
 

@@ -106,10 +106,7 @@ fn the_streamed_score_is_the_whole_plane_score_within_a_hundredth() {
         DynamicImage::ImageRgba8(other),
     );
     let whole = ssimulacra2_whole(&a, &b).unwrap();
-    assert_eq!(
-        whole.to_bits(),
-        ssimulacra2_streamed(&a, &b).unwrap().to_bits()
-    );
+    assert!((whole - ssimulacra2_streamed(&a, &b).unwrap()).abs() < 0.01);
     assert!(whole < 100.0);
     assert_eq!(ssimulacra2_streamed(&a, &a.crop_imm(0, 0, 50, 50)), None);
 }
