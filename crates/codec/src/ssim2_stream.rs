@@ -181,7 +181,7 @@ impl Scale {
     fn downscale(&mut self, linear: [[&[f32]; 3]; 2]) -> Option<[[&[f32]; 3]; 2]> {
         let y = self.pushed - 1;
         let last = y + 1 == self.height;
-        if y % 2 == 0 {
+        if y.is_multiple_of(2) {
             for (pending, image) in self.pending.iter_mut().zip(linear) {
                 for (p, row) in pending.iter_mut().zip(image) {
                     p.copy_from_slice(row);
