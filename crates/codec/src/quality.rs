@@ -84,9 +84,9 @@ pub fn ssimulacra2_whole(source: &DynamicImage, distorted: &DynamicImage) -> Opt
     Some(reference.score(linear(distorted)))
 }
 
-/// [`ssimulacra2_whole`] computed row by row (`ssim2_stream.rs`): the same score, bit for bit,
-/// in a few rows of memory per scale instead of ~100 bytes per pixel, and faster (the planes
-/// stay in the cache). `None` when the sizes differ or a side is under 8 pixels.
+/// [`ssimulacra2_whole`] computed row by row (`ssim2_stream.rs`): the same score within 0.01
+/// points (channels with negligible weights skipped), in a few rows of memory per scale instead
+/// of ~100 bytes per pixel, and about three times faster (the planes stay in the cache). `None` when the sizes differ or a side is under 8 pixels.
 pub fn ssimulacra2_streamed(source: &DynamicImage, distorted: &DynamicImage) -> Option<f64> {
     if (source.width(), source.height()) != (distorted.width(), distorted.height()) {
         return None;

@@ -1,6 +1,6 @@
-//! SSIMULACRA2 streamed in rows: the same score as `ssim2::Reference::score` (bit for bit: the
-//! same operations in the same order), but both images are read once, row by row, and each
-//! scale keeps only the nine rows its blur reaches.
+//! SSIMULACRA2 streamed in rows: the score of `ssim2::Reference::score` (the same operations in
+//! the same order, less the channels whose weights are negligible: within 0.01 points), but both
+//! images are read once, row by row, and each scale keeps only the nine rows its blur reaches.
 //!
 //! Why: the whole-plane form writes and reads back some thirty full-size f32 planes per score,
 //! so it waits on memory more than it computes (about 100 ms per megapixel on this project's
