@@ -404,7 +404,7 @@ fn outcomes(
         .filter(|(p, w)| w.len() as f64 > p.bytes.len() as f64 * (1.0 - options.min_saving))
         .count();
     format!(
-        "outcomes (convert)     {first_try} webp at the first try, {reencoded} re-encoded higher, \
+        "outcomes (convert)     {first_try} webp at the first try, {reencoded} encoded more than once, \
          {kept_quality} kept: quality, {failed} failed; {no_saving} would be kept: no saving"
     )
 }

@@ -22,6 +22,15 @@ fn main() {
     let ours = recast_codec::ssimulacra2_whole(&img, &decoded).expect("scored");
     let t_ours = t.elapsed();
     let cpu_ours = cpu() - c0;
+    let c2 = cpu();
+    let streamed = recast_codec::ssimulacra2_streamed(&img, &decoded).expect("scored");
+    let cpu_streamed = cpu() - c2;
+    let c3 = cpu();
+    for _ in 0..10 {
+        let _ = webp::Decoder::new(&webp).decode().expect("decodes");
+    }
+    let cpu_decode = (cpu() - c3) / 10;
+    println!("streamed {streamed:.3} cpu {cpu_streamed} ms; webp decode {cpu_decode} ms");
     let c1 = cpu();
     let _again = recast_codec::encode_webp(&img, &options).expect("encodes");
     let cpu_encode = cpu() - c1;

@@ -10,10 +10,12 @@ mod encode;
 mod error;
 mod exif;
 mod gif_frames;
+mod predict;
 mod quality;
 mod scaled;
 mod search;
 mod ssim2;
+mod ssim2_stream;
 mod synth;
 mod thumbnail;
 mod truncation;
@@ -25,10 +27,11 @@ pub use convert::{
 pub use decode::{decode, decode_with_metadata, probe, Decoded, ImageInfo, DEFAULT_MAX_PIXELS};
 pub use encode::{encode_webp, transcode, EncodeOptions, Transcoded};
 pub use error::CodecError;
-pub use quality::{quality_score, ssimulacra2_whole, DEFAULT_COMPARE_PIXELS, TILE_SIDE};
-pub use scaled::{ScaledImage, ScaledJpeg, Unscalable};
-pub use search::{
-    choose_quality, Choice, Prober, CHECK_MARGIN, MAX_ENCODES, MIN_QUALITY, START_QUALITY,
+pub use predict::{jpeg_quality, quality_after_probe, AIM_ABOVE, PROBE_QUALITY};
+pub use quality::{
+    quality_score, ssimulacra2_streamed, ssimulacra2_whole, DEFAULT_COMPARE_PIXELS, TILE_SIDE,
 };
+pub use scaled::{ScaledImage, ScaledJpeg, Unscalable};
+pub use search::{choose_quality, Choice, Prober, CHECK_MARGIN, MAX_ENCODES, MIN_QUALITY};
 pub use synth::synth_photo_jpeg;
 pub use thumbnail::{placeholder_thumbnail_jpeg, thumbnail_jpeg};

