@@ -9,7 +9,8 @@ use recast_core::{JobOutcome, Tally};
 use recast_queue::ReceivedMessage;
 use tracing::{info, warn};
 
-use super::{Worker, DUPLICATE_MIN_WAIT, DUPLICATE_RECHECK};
+use super::lease::{DUPLICATE_MIN_WAIT, DUPLICATE_RECHECK};
+use super::Worker;
 use crate::error::retry_backoff;
 use crate::job::JobReport;
 use crate::settle::Settler;
