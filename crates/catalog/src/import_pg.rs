@@ -24,7 +24,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use crate::import::{
     push_copy_field, push_copy_row, ImportCheckpoint, ObjectKind, StagedObject, SAVE_CHECKPOINT,
 };
-use crate::import_unit::{BatchAdded, ImportUnit, BATCH_COLUMNS, BATCH_COUPLES};
+use crate::import_unit::{batch_photos_sql, BatchAdded, ImportUnit, BATCH_COLUMNS, BATCH_COUPLES};
 use crate::{now_ms, CatalogError};
 
 /// The batch table (the originals of one batch): per connection, never shared, emptied after
@@ -43,17 +43,12 @@ const CREATE_THUMBS: &str = r#"CREATE TEMP TABLE IF NOT EXISTS import_thumbs (
 /// `BATCH_PHOTOS`), answering each new photo's (couple, photo) external ids and internal id.
 /// A photo already in the catalog (by its key, or by its couple and id) is left out by
 /// `ON CONFLICT` and answers nothing; its number is skipped (ids may have gaps).
-const PHOTOS_RETURNING: &str = "WITH added AS (
-         INSERT INTO photos (id, couple_id, ext_id, original_key, format, bytes)
-         SELECT m.base + ROW_NUMBER() OVER (ORDER BY c.id, LENGTH(b.photo), b.photo, b.key),
-                c.id, b.photo, b.key, COALESCE(b.format, 'unknown'), b.bytes
-         FROM import_batch b
-         JOIN couples c ON c.ext_id = b.couple
-         CROSS JOIN (SELECT COALESCE(MAX(id), 0) AS base FROM photos) m
-         WHERE b.kind = 'original'
-         ON CONFLICT DO NOTHING
-         RETURNING id, couple_id, ext_id)
-     SELECT c.ext_id, a.ext_id, a.id FROM added a JOIN couples c ON c.id = a.couple_id";
+const PHOTOS_RETURNING: &str = concat!(
+    "WITH added AS (",
+    batch_photos_sql!(),
+    " RETURNING id, couple_id, ext_id)
+     SELECT c.ext_id, a.ext_id, a.id FROM added a JOIN couples c ON c.id = a.couple_id"
+);
 
 /// The internal ids of photos named by (couple, photo) external ids ($1, $2: two arrays of the
 /// same length); a photo not in the catalog answers nothing. Two index probes per photo.

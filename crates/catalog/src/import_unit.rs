@@ -60,14 +60,22 @@ pub(crate) const BATCH_COUPLES: &str = "INSERT INTO couples (id, ext_id, created
 /// the catalog (by its key, or by its couple and id) is left out by `ON CONFLICT`, an index probe
 /// per row; its number is skipped (ids may have gaps). `NOT EXISTS` anti-joins here were planned
 /// as hashes of the whole `photos` table per batch.
-const BATCH_PHOTOS: &str = "INSERT INTO photos (id, couple_id, ext_id, original_key, format, bytes)
+macro_rules! batch_photos_sql {
+    () => {
+        "INSERT INTO photos (id, couple_id, ext_id, original_key, format, bytes)
      SELECT m.base + ROW_NUMBER() OVER (ORDER BY c.id, LENGTH(b.photo), b.photo, b.key),
             c.id, b.photo, b.key, COALESCE(b.format, 'unknown'), b.bytes
      FROM import_batch b
      JOIN couples c ON c.ext_id = b.couple
      CROSS JOIN (SELECT COALESCE(MAX(id), 0) AS base FROM photos) m
      WHERE b.kind = 'original'
-     ON CONFLICT DO NOTHING";
+     ON CONFLICT DO NOTHING"
+    };
+}
+pub(crate) use batch_photos_sql;
+
+/// SQLite runs it as it is; PostgreSQL's unit adds `RETURNING` ([`crate::import_pg`]).
+const BATCH_PHOTOS: &str = batch_photos_sql!();
 
 /// The batch's thumbnails of photos in the catalog (SQLite; PostgreSQL's unit,
 /// [`crate::import_pg`], resolves each photo once and copies its thumbnails in).

@@ -68,19 +68,13 @@ impl CpuPool {
         let busy_ns = Arc::new(AtomicU64::new(0));
         for n in 0..threads {
             let receiver = Arc::clone(&receiver);
-            let busy_ns = Arc::clone(&busy_ns);
             std::thread::Builder::new()
                 .name(format!("recast-cpu-{n}"))
                 .spawn(move || loop {
                     // The lock is held only while waiting for the next task, not while it runs.
                     let next = receiver.lock().map(|r| r.recv());
                     match next {
-                        Ok(Ok(task)) => {
-                            let started = Instant::now();
-                            task();
-                            busy_ns
-                                .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                        }
+                        Ok(Ok(task)) => task(),
                         // Every sender is gone: the pool was dropped.
                         _ => break,
                     }
@@ -145,9 +139,15 @@ impl CpuPool {
     /// Runs `f` on the pool once a thread is free; a panic in `f` resumes in the caller.
     pub async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
         let (done, result) = oneshot::channel();
+        let busy_ns = Arc::clone(&self.busy_ns);
         let task: Task = Box::new(move || {
+            let started = Instant::now();
+            let out = catch_unwind(AssertUnwindSafe(f));
+            // Counted before the result is sent, so that a caller reading the pool's usage
+            // after its task sees it.
+            busy_ns.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
             // The caller may have gone (a drained job); its result is then dropped.
-            let _ = done.send(catch_unwind(AssertUnwindSafe(f)));
+            let _ = done.send(out);
         });
         self.tasks
             .send(task)

@@ -433,7 +433,7 @@ mod tests {
         assert_eq!(range.hi.as_deref(), Some("thumbs/11"));
         assert_eq!(pieces[0].lo.as_deref(), Some("thumbs/11"));
         // Digits after a digit, and what follows the digits in a range of its own.
-        assert_eq!(pieces.len(), 9, "{pieces:?}");
+        assert_eq!(pieces.len(), 10, "{pieces:?}");
         assert_eq!(pieces.last().unwrap().lo.as_deref(), Some("thumbs/1:"));
         assert_eq!(pieces.last().unwrap().hi.as_deref(), Some("thumbs/2"));
         for pair in pieces.windows(2) {
