@@ -42,10 +42,10 @@ pub(crate) fn checkpoint(row: Option<(i64, i64, i64)>) -> Checkpoint {
 /// When the run's oldest enqueued couple whose job has not completed was enqueued ($1 run), in
 /// Unix ms: the first rows of an index in time order. A row whose couple did complete (PostgreSQL:
 /// the completion committed while the producer's checkpoint added the row) is passed over, each
-/// looked up by one index probe. The check is a scalar subquery, not `NOT EXISTS`: PostgreSQL
-/// turns a `NOT EXISTS` into an anti-join, and on a 10 M-photo catalog planned it as a hash of
-/// every complete attempt of the run (400,000 rows, 1.2 s a `status` call), a cost that grows
-/// with the run; a scalar subquery stays a probe per row read.
+/// looked up by one index probe. The check is a scalar subquery, not `NOT EXISTS`: PostgreSQL may
+/// turn a `NOT EXISTS` into a hash anti-join over every complete attempt of the run (a cost that
+/// grows with the run) when its estimates say so; a scalar subquery stays one probe per row read,
+/// so the cost is the stale rows passed over (none when the triggers keep the table, as they do).
 macro_rules! oldest_open_sql {
     () => {
         "SELECT o.enqueued_at FROM run_open_couples o

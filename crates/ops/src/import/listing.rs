@@ -135,7 +135,7 @@ impl Range {
         let Some(first) = cuts.first().cloned() else {
             return Vec::new();
         };
-        let hi = std::mem::replace(&mut self.hi, Some(first));
+        let hi = self.hi.replace(first);
         let ends = cuts.iter().skip(1).cloned().map(Some).chain([hi]);
         cuts.iter()
             .cloned()
