@@ -220,22 +220,33 @@ pub(crate) mod gauss {
     fn vertical(input: &[f32], output: &mut [f32], width: usize, height: usize) {
         let row = |y: usize| &input[y * width..][..width];
         for (y, out) in output.chunks_exact_mut(width).enumerate() {
-            out.copy_from_slice(row(y));
-            out.iter_mut().for_each(|o| *o *= TAPS[0]);
-            for (k, &tap) in TAPS.iter().enumerate().skip(1) {
-                match (y.checked_sub(k), (y + k < height).then_some(y + k)) {
-                    (Some(a), Some(b)) => {
-                        for ((o, u), d) in out.iter_mut().zip(row(a)).zip(row(b)) {
-                            *o += tap * (u + d);
-                        }
+            vertical_row(out, y, height, row);
+        }
+    }
+
+    /// Row `y` of a vertical blur (zero outside the image's `height` rows), from the rows of the
+    /// horizontally blurred plane that `row` gives: the whole-plane blur's and the streamed one's.
+    pub fn vertical_row<'a>(
+        out: &mut [f32],
+        y: usize,
+        height: usize,
+        row: impl Fn(usize) -> &'a [f32],
+    ) {
+        out.copy_from_slice(row(y));
+        out.iter_mut().for_each(|o| *o *= TAPS[0]);
+        for (k, &tap) in TAPS.iter().enumerate().skip(1) {
+            match (y.checked_sub(k), (y + k < height).then_some(y + k)) {
+                (Some(a), Some(b)) => {
+                    for ((o, u), d) in out.iter_mut().zip(row(a)).zip(row(b)) {
+                        *o += tap * (u + d);
                     }
-                    (Some(a), None) | (None, Some(a)) => {
-                        for (o, u) in out.iter_mut().zip(row(a)) {
-                            *o += tap * u;
-                        }
-                    }
-                    (None, None) => {}
                 }
+                (Some(a), None) | (None, Some(a)) => {
+                    for (o, u) in out.iter_mut().zip(row(a)) {
+                        *o += tap * u;
+                    }
+                }
+                (None, None) => {}
             }
         }
     }

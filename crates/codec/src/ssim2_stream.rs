@@ -131,24 +131,8 @@ impl Scale {
         let slot = y % WINDOW;
         for c in (0..3).filter(|&c| self.channels[c]) {
             for (q, out) in self.vblur.iter_mut().enumerate() {
-                let row = |r: usize| &self.hblur[r % WINDOW][c][q];
-                out.copy_from_slice(row(y));
-                out.iter_mut().for_each(|o| *o *= gauss::TAPS[0]);
-                for (k, &tap) in gauss::TAPS.iter().enumerate().skip(1) {
-                    match (y.checked_sub(k), (y + k < height).then_some(y + k)) {
-                        (Some(a), Some(b)) => {
-                            for ((o, u), d) in out.iter_mut().zip(row(a)).zip(row(b)) {
-                                *o += tap * (u + d);
-                            }
-                        }
-                        (Some(a), None) | (None, Some(a)) => {
-                            for (o, u) in out.iter_mut().zip(row(a)) {
-                                *o += tap * u;
-                            }
-                        }
-                        (None, None) => {}
-                    }
-                }
+                let hblur = &self.hblur;
+                gauss::vertical_row(out, y, height, |r| &hblur[r % WINDOW][c][q]);
             }
             let [mu1, mu2, s11, s22, s12] = &self.vblur;
             let maps = Maps {
