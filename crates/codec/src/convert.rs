@@ -7,10 +7,12 @@ use std::fmt;
 use image::ImageFormat;
 
 use crate::container::attach_metadata;
+use crate::decode::Decoded;
+use crate::encode::encode_webp_owned;
 use crate::exif::strip_gps_and_orientation;
 use crate::gif_frames::gif_frame_count;
 use crate::search::{choose_quality, Prober, CHECK_MARGIN};
-use crate::{decode_with_metadata, encode_webp, probe, CodecError, EncodeOptions, Transcoded};
+use crate::{decode_with_metadata, probe, CodecError, EncodeOptions, Transcoded};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ConvertOptions {
@@ -124,11 +126,16 @@ pub fn convert(input: &[u8], opts: &ConvertOptions) -> Result<Conversion, CodecE
             height: info.height,
         });
     }
-    let decoded = decode_with_metadata(input, opts.encode.max_pixels, opts.keep_exif)?;
-    let image = &decoded.image;
-    let exif = decoded.exif.as_deref().and_then(strip_gps_and_orientation);
+    let Decoded {
+        image,
+        info,
+        icc,
+        exif,
+    } = decode_with_metadata(input, opts.encode.max_pixels, opts.keep_exif)?;
+    let (width, height) = (image.width(), image.height());
+    let exif = exif.as_deref().and_then(strip_gps_and_orientation);
     let prober = if opts.check_quality {
-        Prober::new(image, opts.encode.method)
+        Prober::new(&image, opts.encode.method)
     } else {
         None
     };
@@ -138,7 +145,10 @@ pub fn convert(input: &[u8], opts: &ConvertOptions) -> Result<Conversion, CodecE
                 quality: opts.encode.quality,
                 ..opts.encode
             };
-            (opts.encode.quality, None, 0, encode_webp(image, &options)?)
+            // The pixels go once libwebp has its own copy: a large photo's RGB and the
+            // encoder's working memory are never held at once.
+            let webp = encode_webp_owned(image, &options)?;
+            (opts.encode.quality, None, 0, webp)
         }
         Some(mut prober) => {
             let choice = choose_quality(&mut prober, opts.target_score, opts.max_quality)?;
@@ -163,14 +173,8 @@ pub fn convert(input: &[u8], opts: &ConvertOptions) -> Result<Conversion, CodecE
             )
         }
     };
-    let webp = attach_metadata(
-        bare,
-        image.width(),
-        image.height(),
-        decoded.icc.as_deref(),
-        exif.as_deref(),
-    )
-    .map_err(CodecError::Encode)?;
+    let webp = attach_metadata(bare, width, height, icc.as_deref(), exif.as_deref())
+        .map_err(CodecError::Encode)?;
     let budget = input.len() as f64 * (1.0 - opts.min_saving);
     if webp.len() as f64 > budget {
         return Ok(Conversion::Keep {
@@ -187,14 +191,14 @@ pub fn convert(input: &[u8], opts: &ConvertOptions) -> Result<Conversion, CodecE
     Ok(Conversion::Webp(Converted {
         out: Transcoded {
             webp,
-            width: image.width(),
-            height: image.height(),
-            source_format: decoded.info.format_name(),
+            width,
+            height,
+            source_format: info.format_name(),
         },
         quality,
         score,
         tries,
-        source_frames: match decoded.info.format {
+        source_frames: match info.format {
             ImageFormat::Gif => gif_frame_count(input).max(1),
             _ => 1,
         },

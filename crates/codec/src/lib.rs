@@ -10,6 +10,7 @@ mod encode;
 mod error;
 mod exif;
 mod gif_frames;
+mod libwebp_enc;
 mod predict;
 mod quality;
 mod scaled;

@@ -118,3 +118,64 @@ fn thumbnails_fit_the_box_and_synthetic_photos_decode() {
     // Photo-like, not flat: a 0.3 MP synthetic photo is tens of kilobytes as JPEG q90.
     assert!(jpeg.len() > 30_000, "{} bytes", jpeg.len());
 }
+
+/// recast imports pixels straight into libwebp's YUV planes (`libwebp_enc.rs`); the `webp`
+/// crate goes through an ARGB copy. The bitstream must be the same, with and without alpha.
+#[test]
+fn an_encode_is_the_webp_crates_byte_for_byte() {
+    let (photo, _) = decode(&shared_photo("chelsea.jpg"), u64::MAX).expect("decodes");
+    let rgb = photo.to_rgb8();
+    let (w, h) = rgb.dimensions();
+    // An alpha ramp over the photo, so the alpha plane is neither empty nor uniform.
+    let rgba = image::RgbaImage::from_fn(w, h, |x, y| {
+        let p = rgb.get_pixel(x, y).0;
+        image::Rgba([p[0], p[1], p[2], ((x + y) % 256) as u8])
+    });
+    for (quality, method) in [(80.0, 4), (55.0, 2), (92.0, 6)] {
+        let options = EncodeOptions {
+            quality,
+            method,
+            max_pixels: u64::MAX,
+        };
+        let mut config = webp::WebPConfig::new().expect("config");
+        config.quality = quality;
+        config.method = i32::from(method);
+        let theirs = webp::Encoder::from_rgb(rgb.as_raw(), w, h)
+            .encode_advanced(&config)
+            .expect("encodes");
+        let ours =
+            recast_codec::encode_webp(&image::DynamicImage::ImageRgb8(rgb.clone()), &options)
+                .expect("encodes");
+        assert!(ours.len() > 1000, "a real WebP: {} bytes", ours.len());
+        assert!(
+            *theirs == *ours,
+            "RGB at quality {quality}, method {method}: the bitstreams differ"
+        );
+        let theirs = webp::Encoder::from_rgba(rgba.as_raw(), w, h)
+            .encode_advanced(&config)
+            .expect("encodes");
+        let ours =
+            recast_codec::encode_webp(&image::DynamicImage::ImageRgba8(rgba.clone()), &options)
+                .expect("encodes");
+        assert!(
+            *theirs == *ours,
+            "RGBA at quality {quality}, method {method}: the bitstreams differ"
+        );
+    }
+}
+
+/// libwebp takes at most 16383 pixels a side: a wider image is refused with that reason, not a
+/// crash or an empty WebP.
+#[test]
+fn an_image_wider_than_libwebp_takes_is_refused_with_the_reason() {
+    let wide = image::DynamicImage::ImageRgb8(image::RgbImage::new(16384, 2));
+    match recast_codec::encode_webp(&wide, &EncodeOptions::default()) {
+        Err(CodecError::Encode(reason)) => {
+            assert!(
+                reason.contains("16384x2") && reason.contains("16383"),
+                "{reason}"
+            )
+        }
+        other => panic!("expected an encode error, got {other:?}"),
+    }
+}

@@ -1,0 +1,61 @@
+//! For each photo, each libwebp method and a ladder of qualities: bytes, whole score and the CPU
+//! time of the encode and of the score. `method_ladder METHODS QUALITIES PHOTO...`, e.g.
+//! `method_ladder 0,2,4 40,50,60,70,80,90 a.jpg b.jpg` (CSV on stdout).
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let methods: Vec<u8> = args[1]
+        .split(',')
+        .map(|m| m.parse().expect("method"))
+        .collect();
+    let qualities: Vec<f32> = args[2]
+        .split(',')
+        .map(|q| q.parse().expect("quality"))
+        .collect();
+    println!("photo,mp,method,quality,bytes,score,encode_ms,score_ms");
+    for path in &args[3..] {
+        let src = std::fs::read(path).expect("a photo");
+        let (img, _) = recast_codec::decode(&src, u64::MAX).expect("decodes");
+        let mp = f64::from(img.width()) * f64::from(img.height()) / 1e6;
+        for &method in &methods {
+            for &quality in &qualities {
+                let options = recast_codec::EncodeOptions {
+                    quality,
+                    method,
+                    max_pixels: u64::MAX,
+                };
+                let c0 = cpu();
+                let webp = recast_codec::encode_webp(&img, &options).expect("encodes");
+                let c1 = cpu();
+                let d = webp::Decoder::new(&webp).decode().expect("decodes");
+                let decoded = image::DynamicImage::ImageRgb8(
+                    image::RgbImage::from_raw(d.width(), d.height(), d.to_vec()).expect("rgb"),
+                );
+                let score = recast_codec::ssimulacra2_streamed(&img, &decoded).expect("scored");
+                let c2 = cpu();
+                let name = std::path::Path::new(path)
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy();
+                println!(
+                    "{name},{mp:.2},{method},{quality},{},{score:.2},{},{}",
+                    webp.len(),
+                    c1 - c0,
+                    c2 - c1
+                );
+            }
+        }
+    }
+}
+
+/// CPU time of this process in milliseconds (utime + stime from /proc/self/stat).
+fn cpu() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("linux");
+    let fields: Vec<&str> = stat[stat.rfind(')').expect("comm") + 2..]
+        .split(' ')
+        .collect();
+    fields[11..13]
+        .iter()
+        .map(|f| f.parse::<u64>().expect("ticks"))
+        .sum::<u64>()
+        * 10
+}
