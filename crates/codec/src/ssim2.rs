@@ -111,6 +111,11 @@ impl Image3 {
 /// pixel over the planes' common length: whole planes or single rows. With `only_y`, only the Y
 /// plane is written (the X and B planes are left as they were).
 pub(crate) fn positive_xyb_row(rgb: [&[f32]; 3], out: [&mut [f32]; 3], only_y: bool) {
+    vectorised!(positive_xyb_row_scalar(rgb, out, only_y))
+}
+
+#[inline(always)]
+pub(crate) fn positive_xyb_row_scalar(rgb: [&[f32]; 3], out: [&mut [f32]; 3], only_y: bool) {
     const M: [f32; 9] = [
         0.30,
         1.0 - 0.078 - 0.30,
@@ -203,16 +208,21 @@ pub(crate) mod gauss {
 
     /// `padded` is the row with R zeros on each side.
     pub fn horizontal_row(padded: &[f32], out: &mut [f32]) {
-        let c = &padded[R..R + out.len()];
+        super::vectorised!(horizontal_row_scalar(padded, out))
+    }
+
+    #[inline(always)]
+    pub(crate) fn horizontal_row_scalar(padded: &[f32], out: &mut [f32]) {
+        let w = out.len();
+        // The nine taps' inputs, each shifted by its offset: one pass over `out`, adding the
+        // taps in the order of the taps (the same bits as a pass per tap).
+        let p: [&[f32]; 2 * R + 1] = std::array::from_fn(|j| &padded[j..j + w]);
         for (x, o) in out.iter_mut().enumerate() {
-            *o = TAPS[0] * c[x];
-        }
-        for (k, &tap) in TAPS.iter().enumerate().skip(1) {
-            let left = &padded[R - k..R - k + out.len()];
-            let right = &padded[R + k..R + k + out.len()];
-            for ((o, l), r) in out.iter_mut().zip(left).zip(right) {
-                *o += tap * (l + r);
-            }
+            *o = TAPS[0] * p[4][x]
+                + TAPS[1] * (p[3][x] + p[5][x])
+                + TAPS[2] * (p[2][x] + p[6][x])
+                + TAPS[3] * (p[1][x] + p[7][x])
+                + TAPS[4] * (p[0][x] + p[8][x]);
         }
     }
 
@@ -232,6 +242,30 @@ pub(crate) mod gauss {
         height: usize,
         row: impl Fn(usize) -> &'a [f32],
     ) {
+        super::vectorised!(vertical_row_scalar(out, y, height, row))
+    }
+
+    #[inline(always)]
+    pub(crate) fn vertical_row_scalar<'a>(
+        out: &mut [f32],
+        y: usize,
+        height: usize,
+        row: impl Fn(usize) -> &'a [f32],
+    ) {
+        if y >= R && y + R < height {
+            // All nine rows inside the image: one pass, the taps added in the same order as the
+            // passes below (the same bits).
+            let w = out.len();
+            let r: [&[f32]; 2 * R + 1] = std::array::from_fn(|j| &row(y + j - R)[..w]);
+            for (x, o) in out.iter_mut().enumerate() {
+                *o = TAPS[0] * r[4][x]
+                    + TAPS[1] * (r[3][x] + r[5][x])
+                    + TAPS[2] * (r[2][x] + r[6][x])
+                    + TAPS[3] * (r[1][x] + r[7][x])
+                    + TAPS[4] * (r[0][x] + r[8][x]);
+            }
+            return;
+        }
         out.copy_from_slice(row(y));
         out.iter_mut().for_each(|o| *o *= TAPS[0]);
         for (k, &tap) in TAPS.iter().enumerate().skip(1) {
@@ -412,45 +446,142 @@ impl Maps<'_> {
     }
 
     /// The six sums of the error maps over one row (the planes hold one row), in f32: a row is
-    /// short enough for f32 sums.
+    /// short enough for f32 sums. Each sum is kept in [`LANES`] partial sums (pixel `i` in lane
+    /// `i % LANES`), added up at the end of the row: the order is fixed, so the compiler may
+    /// run the lanes as one vector (a single running sum would have to be added pixel by pixel)
+    /// and every machine gets the same sums.
     pub(crate) fn row_sums(&self) -> [f32; 6] {
-        const C2: f32 = 0.0009;
-        let Maps {
-            mu1,
-            mu2,
-            s11,
-            s22,
-            s12,
-            img1,
-            img2,
-        } = *self;
-        let len = mu1.len();
-        // Equal lengths, said once, so that the loop below runs without bounds checks.
-        assert!([mu2, s11, s22, s12, img1, img2]
-            .iter()
-            .all(|p| p.len() == len));
-        let mut row = [0f32; 6];
-        for i in 0..len {
-            let (m1, m2) = (mu1[i], mu2[i]);
-            let diff = m1 - m2;
-            let num_m = 1.0 - diff * diff;
-            let num_s = 2.0 * (s12[i] - m1 * m2) + C2;
-            let denom_s = (s11[i] - m1 * m1) + (s22[i] - m2 * m2) + C2;
-            let d = (1.0 - (num_m * num_s) / denom_s).max(0.0);
-            let d2 = d * d;
-            row[0] += d;
-            row[1] += d2 * d2;
-            let e = (1.0 + (img2[i] - m2).abs()) / (1.0 + (img1[i] - m1).abs()) - 1.0;
-            let artifact = e.max(0.0);
-            let lost = (-e).max(0.0);
-            let (a2, l2) = (artifact * artifact, lost * lost);
-            row[2] += artifact;
-            row[3] += a2 * a2;
-            row[4] += lost;
-            row[5] += l2 * l2;
-        }
-        row
+        vectorised!(row_sums_scalar(self))
     }
+}
+
+/// [`Maps::row_sums`], for any instruction set.
+#[inline(always)]
+pub(crate) fn row_sums_scalar(maps: &Maps<'_>) -> [f32; 6] {
+    let Maps {
+        mu1,
+        mu2,
+        s11,
+        s22,
+        s12,
+        img1,
+        img2,
+    } = *maps;
+    let len = mu1.len();
+    // Equal lengths, said once, so that the loops below run without bounds checks.
+    assert!([mu2, s11, s22, s12, img1, img2]
+        .iter()
+        .all(|p| p.len() == len));
+    let mut lanes = [[0f32; LANES]; 6];
+    let lane_of = |p: &[f32]| -> [f32; LANES] { p.try_into().expect("a chunk of LANES") };
+    let body = len - len % LANES;
+    for start in (0..body).step_by(LANES) {
+        let at = |p: &[f32]| lane_of(&p[start..start + LANES]);
+        let (m1, m2, a, b, c, i1, i2) = (
+            at(mu1),
+            at(mu2),
+            at(s11),
+            at(s22),
+            at(s12),
+            at(img1),
+            at(img2),
+        );
+        for k in 0..LANES {
+            let terms = map_terms(m1[k], m2[k], a[k], b[k], c[k], i1[k], i2[k]);
+            for (sum, t) in lanes.iter_mut().zip(terms) {
+                sum[k] += t;
+            }
+        }
+    }
+    for i in body..len {
+        let terms = map_terms(mu1[i], mu2[i], s11[i], s22[i], s12[i], img1[i], img2[i]);
+        for (sum, t) in lanes.iter_mut().zip(terms) {
+            sum[i % LANES] += t;
+        }
+    }
+    lanes.map(|l| l.iter().sum())
+}
+
+/// Calls the kernel `$scalar` compiled for AVX2 when the CPU has it (its twin in [`avx2`]),
+/// else as compiled for the baseline (SSE2). The kernels are written so that their loops
+/// vectorise, and are `#[inline(always)]`, so each twin is the same code 8 floats a step instead
+/// of 4. No fused multiply-adds (Rust never contracts `a * b + c`) and no reordered sums, so
+/// both give the same bits: a score does not depend on the machine
+/// (`both_instruction_sets_give_the_same_bits`). The feature check is a cached load, once a row.
+macro_rules! vectorised {
+    ($scalar:ident ( $($arg:expr),* )) => {{
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the twin only requires the CPU to have AVX2, checked just above.
+            #[allow(unsafe_code)]
+            return unsafe { $crate::ssim2::avx2::$scalar($($arg),*) };
+        }
+        $scalar($($arg),*)
+    }};
+}
+pub(crate) use vectorised;
+
+/// The kernels compiled with AVX2: each calls its baseline version, inlined (see
+/// [`vectorised`]).
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2 {
+    use super::{gauss, Maps};
+
+    #[target_feature(enable = "avx2")]
+    pub(crate) fn positive_xyb_row_scalar(rgb: [&[f32]; 3], out: [&mut [f32]; 3], only_y: bool) {
+        super::positive_xyb_row_scalar(rgb, out, only_y)
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(crate) fn horizontal_row_scalar(padded: &[f32], out: &mut [f32]) {
+        gauss::horizontal_row_scalar(padded, out)
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(crate) fn vertical_row_scalar<'a>(
+        out: &mut [f32],
+        y: usize,
+        height: usize,
+        row: impl Fn(usize) -> &'a [f32],
+    ) {
+        gauss::vertical_row_scalar(out, y, height, row)
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(crate) fn row_sums_scalar(maps: &Maps<'_>) -> [f32; 6] {
+        super::row_sums_scalar(maps)
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(crate) fn blurred_quantities_scalar(
+        p1: &[f32],
+        p2: &[f32],
+        padded: &mut [f32],
+        out: &mut [Vec<f32>; crate::ssim2_stream::BLURRED],
+    ) {
+        crate::ssim2_stream::blurred_quantities_scalar(p1, p2, padded, out)
+    }
+}
+
+/// Partial sums a row's error-map sums are kept in (see `Maps::row_sums`).
+const LANES: usize = 8;
+
+/// One pixel's terms of the six error-map sums: the SSIM error d and d^4; the edge map's
+/// artifact (ringing) a and a^4; its detail lost (blurring) l and l^4.
+#[inline(always)]
+fn map_terms(m1: f32, m2: f32, s11: f32, s22: f32, s12: f32, i1: f32, i2: f32) -> [f32; 6] {
+    const C2: f32 = 0.0009;
+    let diff = m1 - m2;
+    let num_m = 1.0 - diff * diff;
+    let num_s = 2.0 * (s12 - m1 * m2) + C2;
+    let denom_s = (s11 - m1 * m1) + (s22 - m2 * m2) + C2;
+    let d = (1.0 - (num_m * num_s) / denom_s).max(0.0);
+    let d2 = d * d;
+    let e = (1.0 + (i2 - m2).abs()) / (1.0 + (i1 - m1).abs()) - 1.0;
+    let artifact = e.max(0.0);
+    let lost = (-e).max(0.0);
+    let (a2, l2) = (artifact * artifact, lost * lost);
+    [d, d2 * d2, artifact, a2 * a2, lost, l2 * l2]
 }
 
 /// A channel's features at one scale from its six map sums over `n` pixels: the SSIM error
@@ -524,6 +655,129 @@ const WEIGHT: [f64; 108] = [
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each kernel compiled for AVX2 gives the same bits as compiled for the baseline, on
+    /// values of the ranges the metric sees (so a score never depends on the machine), and the
+    /// fused one-pass blurs give the bits of a pass per tap.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    #[allow(unsafe_code)]
+    fn both_instruction_sets_give_the_same_bits() {
+        // Without AVX2 (not on this project's machines) only the fused-against-per-tap
+        // comparisons can run; the test says so.
+        let avx2 = std::is_x86_feature_detected!("avx2");
+        if !avx2 {
+            eprintln!("this CPU has no AVX2: the AVX2 kernels are not compared");
+        }
+        let mut rng = fastrand::Rng::with_seed(7);
+        // 103: not a multiple of the vector width, so the tails run too.
+        let w = 103;
+        let plane = |rng: &mut fastrand::Rng| (0..w).map(|_| rng.f32()).collect::<Vec<f32>>();
+        let rgb = [plane(&mut rng), plane(&mut rng), plane(&mut rng)];
+        for only_y in [false, true] {
+            let (mut a, mut b) = (
+                [vec![0f32; w], vec![0f32; w], vec![0f32; w]],
+                [vec![0f32; w], vec![0f32; w], vec![0f32; w]],
+            );
+            let input = rgb.each_ref().map(Vec::as_slice);
+            positive_xyb_row_scalar(input, a.each_mut().map(Vec::as_mut_slice), only_y);
+            // SAFETY: the CPU has AVX2 (checked above).
+            unsafe {
+                avx2::positive_xyb_row_scalar(input, b.each_mut().map(Vec::as_mut_slice), only_y)
+            };
+            for (x, y) in a.iter().flatten().zip(b.iter().flatten()) {
+                assert_eq!(x.to_bits(), y.to_bits(), "xyb");
+            }
+        }
+        let mut padded = vec![0f32; w + 2 * gauss::R];
+        padded[gauss::R..gauss::R + w].copy_from_slice(&rgb[0]);
+        let (mut a, mut b, mut per_tap) = (vec![0f32; w], vec![0f32; w], vec![0f32; w]);
+        gauss::horizontal_row_scalar(&padded, &mut a);
+        // SAFETY: as above.
+        if avx2 {
+            unsafe { avx2::horizontal_row_scalar(&padded, &mut b) };
+        } else {
+            b = a.clone();
+        }
+        for (x, o) in per_tap.iter_mut().enumerate() {
+            *o = gauss::TAPS[0] * padded[gauss::R + x];
+        }
+        for (k, &tap) in gauss::TAPS.iter().enumerate().skip(1) {
+            for (x, o) in per_tap.iter_mut().enumerate() {
+                *o += tap * (padded[gauss::R + x - k] + padded[gauss::R + x + k]);
+            }
+        }
+        assert!(
+            a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "horizontal"
+        );
+        assert!(
+            a.iter()
+                .zip(&per_tap)
+                .all(|(x, y)| x.to_bits() == y.to_bits()),
+            "horizontal, a pass per tap"
+        );
+        let rows: Vec<Vec<f32>> = (0..12).map(|_| plane(&mut rng)).collect();
+        for y in 0..12 {
+            let (mut a, mut b, mut per_tap) = (vec![0f32; w], vec![0f32; w], vec![0f32; w]);
+            gauss::vertical_row_scalar(&mut a, y, 12, |r| &rows[r]);
+            // SAFETY: as above.
+            if avx2 {
+                unsafe { avx2::vertical_row_scalar(&mut b, y, 12, |r| &rows[r]) };
+            } else {
+                b = a.clone();
+            }
+            for (x, o) in per_tap.iter_mut().enumerate() {
+                *o = gauss::TAPS[0] * rows[y][x];
+                for (k, &tap) in gauss::TAPS.iter().enumerate().skip(1) {
+                    match (y.checked_sub(k), (y + k < 12).then_some(y + k)) {
+                        (Some(u), Some(d)) => *o += tap * (rows[u][x] + rows[d][x]),
+                        (Some(u), None) | (None, Some(u)) => *o += tap * rows[u][x],
+                        (None, None) => {}
+                    }
+                }
+            }
+            assert!(
+                a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "vertical row {y}"
+            );
+            assert!(
+                a.iter()
+                    .zip(&per_tap)
+                    .all(|(x, y)| x.to_bits() == y.to_bits()),
+                "vertical row {y}, a pass per tap"
+            );
+        }
+        // Means near each other and variances above their squares, as blurred images give.
+        let mu1 = plane(&mut rng);
+        let mu2: Vec<f32> = mu1.iter().map(|m| m + 0.05 * (rng.f32() - 0.5)).collect();
+        let sq = |mu: &[f32], rng: &mut fastrand::Rng| {
+            mu.iter()
+                .map(|m| m * m + 0.01 * rng.f32())
+                .collect::<Vec<f32>>()
+        };
+        let (s11, s22) = (sq(&mu1, &mut rng), sq(&mu2, &mut rng));
+        let s12: Vec<f32> = mu1.iter().zip(&mu2).map(|(a, b)| a * b).collect();
+        let (img1, img2) = (plane(&mut rng), plane(&mut rng));
+        let maps = Maps {
+            mu1: &mu1,
+            mu2: &mu2,
+            s11: &s11,
+            s22: &s22,
+            s12: &s12,
+            img1: &img1,
+            img2: &img2,
+        };
+        let a = row_sums_scalar(&maps);
+        // SAFETY: as above.
+        let b = if avx2 {
+            unsafe { avx2::row_sums_scalar(&maps) }
+        } else {
+            a
+        };
+        assert!(a.iter().all(|s| *s > 0.0), "every sum is exercised: {a:?}");
+        assert_eq!(a.map(f32::to_bits), b.map(f32::to_bits), "row sums");
+    }
 
     /// The recursion of libjxl and the crate (their constants, run in f64 on an impulse) gives
     /// the FIR's taps.

@@ -9,7 +9,9 @@
 //! a 60 MP photo is scored in a few megabytes. The source's half of the metric is recomputed at
 //! every score; that costs less than storing it, and a photo is scored once or twice.
 
-use crate::ssim2::{features_of, final_score, gauss, positive_xyb_row, weight, Maps, NUM_SCALES};
+use crate::ssim2::{
+    features_of, final_score, gauss, positive_xyb_row, vectorised, weight, Maps, NUM_SCALES,
+};
 
 /// A channel of a scale whose six weights are all under this is not computed: its features
 /// count for nothing the score can show. Of the 108 weights, 29 are between 1e-4 and 3e-3 (the
@@ -32,7 +34,7 @@ const WINDOW: usize = 2 * gauss::R + 1;
 
 /// Blurred quantities per channel, in this order: mu1, mu2, sigma11, sigma22, sigma12 (before
 /// the means are taken off).
-const BLURRED: usize = 5;
+pub(crate) const BLURRED: usize = 5;
 
 /// Three planes' rows: linear RGB or XYB.
 type Rows3 = [Vec<f32>; 3];
@@ -45,14 +47,15 @@ struct Scale {
     height: usize,
     pushed: usize,
     emitted: usize,
-    /// XYB rows of the source [0] and the distorted image [1], a ring of WINDOW rows.
+    /// XYB rows of the source [0] and the distorted image [1], a ring of WINDOW rows, each
+    /// with `gauss::R` zeros on both sides (the horizontal blur reads them in place).
     xyb: [Vec<Rows3>; 2],
     /// Horizontally blurred rows, a ring of WINDOW rows: [slot][channel][quantity].
     hblur: Vec<[[Vec<f32>; BLURRED]; 3]>,
     /// The error maps' six sums per channel (see `Maps::row_sums`).
     sums: [[f64; 6]; 3],
+    /// A product of two XYB rows, with the same zeros on both sides.
     padded: Vec<f32>,
-    product: Vec<f32>,
     vblur: [Vec<f32>; BLURRED],
     /// The last even linear row of both images, waiting for its odd partner to be downscaled.
     pending: [Rows3; 2],
@@ -73,13 +76,14 @@ impl Scale {
             height,
             pushed: 0,
             emitted: 0,
-            xyb: std::array::from_fn(|_| (0..WINDOW).map(|_| rows3(width)).collect()),
+            xyb: std::array::from_fn(|_| {
+                (0..WINDOW).map(|_| rows3(width + 2 * gauss::R)).collect()
+            }),
             hblur: (0..WINDOW)
                 .map(|_| std::array::from_fn(|_| std::array::from_fn(|_| vec![0f32; width])))
                 .collect(),
             sums: [[0.0; 6]; 3],
             padded: vec![0f32; width + 2 * gauss::R],
-            product: vec![0f32; width],
             vblur: std::array::from_fn(|_| vec![0f32; width]),
             pending: [rows3(width), rows3(width)],
             down: [rows3(half), rows3(half)],
@@ -95,28 +99,21 @@ impl Scale {
             xyb,
             hblur,
             padded,
-            product,
             ..
         } = self;
         let only_y = *channels == [false, true, false];
+        let inner = gauss::R..gauss::R + width;
         for (image, rows) in linear.iter().zip(xyb.iter_mut()) {
-            positive_xyb_row(*image, rows[slot].each_mut().map(Vec::as_mut_slice), only_y);
+            let out = rows[slot].each_mut().map(|r| &mut r[inner.clone()]);
+            positive_xyb_row(*image, out, only_y);
         }
         for c in (0..3).filter(|&c| channels[c]) {
-            let (p1, p2) = (&xyb[0][slot][c], &xyb[1][slot][c]);
-            let out = &mut hblur[slot][c];
-            let mut horizontal = |input: &[f32], out: &mut Vec<f32>| {
-                padded[gauss::R..gauss::R + width].copy_from_slice(input);
-                gauss::horizontal_row(padded, out);
-            };
-            horizontal(p1, &mut out[0]);
-            horizontal(p2, &mut out[1]);
-            for (pairs, o) in [(p1, p1), (p2, p2), (p1, p2)].into_iter().zip(2..) {
-                for ((v, a), b) in product.iter_mut().zip(pairs.0).zip(pairs.1) {
-                    *v = a * b;
-                }
-                horizontal(product, &mut out[o]);
-            }
+            blurred_quantities(
+                &xyb[0][slot][c],
+                &xyb[1][slot][c],
+                padded,
+                &mut hblur[slot][c],
+            );
         }
         self.pushed += 1;
         if self.pushed > gauss::R {
@@ -141,8 +138,8 @@ impl Scale {
                 s11,
                 s22,
                 s12,
-                img1: &self.xyb[0][slot][c],
-                img2: &self.xyb[1][slot][c],
+                img1: &self.xyb[0][slot][c][gauss::R..gauss::R + self.width],
+                img2: &self.xyb[1][slot][c][gauss::R..gauss::R + self.width],
             };
             for (s, r) in self.sums[c].iter_mut().zip(maps.row_sums()) {
                 *s += f64::from(r);
@@ -190,6 +187,34 @@ impl Scale {
                 .each_ref()
                 .map(|d| d.each_ref().map(Vec::as_slice)),
         )
+    }
+}
+
+/// The five horizontally blurred quantities of one channel's row (see [`BLURRED`]) from the
+/// padded XYB rows `p1` (source) and `p2` (distorted), the products made in `padded`.
+fn blurred_quantities(p1: &[f32], p2: &[f32], padded: &mut [f32], out: &mut [Vec<f32>; BLURRED]) {
+    vectorised!(blurred_quantities_scalar(p1, p2, padded, out))
+}
+
+#[inline(always)]
+pub(crate) fn blurred_quantities_scalar(
+    p1: &[f32],
+    p2: &[f32],
+    padded: &mut [f32],
+    out: &mut [Vec<f32>; BLURRED],
+) {
+    let [mu1, mu2, s11, s22, s12] = out;
+    gauss::horizontal_row_scalar(p1, mu1);
+    gauss::horizontal_row_scalar(p2, mu2);
+    // The padding is zero in both rows, so it stays zero in their product.
+    for (pair, o) in [(p1, p1), (p2, p2), (p1, p2)]
+        .into_iter()
+        .zip([s11, s22, s12])
+    {
+        for ((v, a), b) in padded.iter_mut().zip(pair.0).zip(pair.1) {
+            *v = a * b;
+        }
+        gauss::horizontal_row_scalar(padded, o);
     }
 }
 
