@@ -314,6 +314,10 @@ pub struct DemoArgs {
     pub originals: OriginalsPolicy,
     #[arg(long, env = "RECAST_QUALITY", default_value_t = 80.0)]
     pub quality: f32,
+    /// Per-photo quality, as `launch --target-score`: each photo at the lowest quality whose
+    /// SSIMULACRA2 score reaches this (the plan, the run and the ceiling all use it).
+    #[arg(long, env = "RECAST_TARGET_SCORE")]
+    pub target_score: Option<f64>,
     /// Side of generated photos, when --photos is not given (width; height is 3/4 of it).
     #[arg(long, env = "RECAST_SYNTH_WIDTH", default_value_t = recast_ops::seed::DEFAULT_SYNTH_WIDTH)]
     pub synth_width: u32,

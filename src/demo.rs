@@ -36,6 +36,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
     let cpu = CpuPool::per_core();
     let settings = RunSettings {
         quality: a.quality,
+        target_score: a.target_score,
         originals: a.originals,
         ..RunSettings::default()
     };

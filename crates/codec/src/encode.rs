@@ -42,7 +42,7 @@ pub fn encode_webp(image: &DynamicImage, options: &EncodeOptions) -> Result<Vec<
 
 /// [`encode_webp`], dropping the image's pixels once libwebp has its own YUV copy, before the
 /// encode: a large photo's RGB (3 bytes a pixel) and the encoder's working memory are never held
-/// at once (a 62.5 MP photo peaks at about 290 MB instead of 300).
+/// at once (a 62.5 MP photo converts at 288 MB peak instead of ~300).
 pub(crate) fn encode_webp_owned(
     image: DynamicImage,
     options: &EncodeOptions,

@@ -6,10 +6,11 @@
 //! pixel: 250 MB for a 62.5 MP photo, on top of its decoded pixels (3 bytes a pixel) and the YUV
 //! planes (1.5), and a pass over memory per encode.
 //!
-//! This is the codec's only unsafe code (the workspace forbids unsafe; this crate denies it and
-//! allows it here alone, as `recast-serve` does for its scaled decoding): a picture initialised
-//! by libwebp, imported from a slice whose length is checked against its dimensions first,
-//! encoded into libwebp's memory writer, and both freed on every path by their guards.
+//! This is the codec's only FFI (the workspace forbids unsafe; this crate denies it and allows
+//! it here and in the score's AVX2 dispatch, as `recast-serve` does for its scaled decoding): a
+//! picture initialised by libwebp, imported from a slice whose length is checked against its
+//! dimensions first, encoded into libwebp's memory writer, and both freed on every path by their
+//! guards.
 
 #![allow(unsafe_code)]
 
