@@ -15,7 +15,10 @@ fn main() {
         let c1 = cpu();
         let half = probe(&halve(&img.to_rgb8()), quality);
         let c2 = cpu();
-        let name = std::path::Path::new(path).file_name().unwrap().to_string_lossy();
+        let name = std::path::Path::new(path)
+            .file_name()
+            .unwrap()
+            .to_string_lossy();
         println!("{name},{full:.2},{half:.2},{},{}", c1 - c0, c2 - c1);
     }
 }
@@ -49,6 +52,12 @@ pub fn halve(img: &RgbImage) -> DynamicImage {
 /// CPU time of this process in milliseconds (utime + stime from /proc/self/stat).
 fn cpu() -> u64 {
     let stat = std::fs::read_to_string("/proc/self/stat").expect("linux");
-    let fields: Vec<&str> = stat[stat.rfind(')').expect("comm") + 2..].split(' ').collect();
-    fields[11..13].iter().map(|f| f.parse::<u64>().expect("ticks")).sum::<u64>() * 10
+    let fields: Vec<&str> = stat[stat.rfind(')').expect("comm") + 2..]
+        .split(' ')
+        .collect();
+    fields[11..13]
+        .iter()
+        .map(|f| f.parse::<u64>().expect("ticks"))
+        .sum::<u64>()
+        * 10
 }

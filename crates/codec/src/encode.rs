@@ -40,17 +40,45 @@ pub fn encode_webp(image: &DynamicImage, options: &EncodeOptions) -> Result<Vec<
         .map_err(CodecError::Encode)
 }
 
-/// [`encode_webp`], dropping the image's pixels once libwebp has its own YUV copy, before the
-/// encode: a large photo's RGB (3 bytes a pixel) and the encoder's working memory are never held
-/// at once (a 62.5 MP photo converts at 288 MB peak instead of ~300).
+/// [`encode_webp`], consuming the image: its pixels are handed to libwebp in strips, the RGB
+/// shrinking as libwebp's YUV planes fill (`libwebp_enc::import_rgb_in_strips`), and are gone
+/// before the encode, so a large photo's RGB (3 bytes a pixel), its YUV (1.5) and the encoder's
+/// working memory are never all held at once (a 62.5 MP photo: ~200 MB instead of ~300). Images
+/// with alpha, or not 8-bit RGB, are imported whole and dropped before the encode.
 pub(crate) fn encode_webp_owned(
     image: DynamicImage,
     options: &EncodeOptions,
 ) -> Result<Vec<u8>, CodecError> {
     let config = config(options)?;
-    let imported = import(&image)?;
-    drop(image);
+    let imported = match image {
+        DynamicImage::ImageRgb8(rgb) => {
+            let (width, height) = rgb.dimensions();
+            libwebp_enc::import_rgb_in_strips(
+                rgb.into_raw(),
+                width,
+                height,
+                libwebp_enc::STRIP_ROWS,
+            )
+            .map_err(CodecError::Encode)?
+        }
+        image => import(&image)?,
+    };
     imported.encode(&config).map_err(CodecError::Encode)
+}
+
+/// [`encode_webp_owned`] of RGB pixels imported in strips of `strip_rows` rows (even), for the
+/// test that holds it to the whole import's bitstream.
+#[doc(hidden)]
+pub fn encode_rgb_in_strips(
+    rgb: image::RgbImage,
+    strip_rows: usize,
+    options: &EncodeOptions,
+) -> Result<Vec<u8>, CodecError> {
+    let config = config(options)?;
+    let (width, height) = rgb.dimensions();
+    libwebp_enc::import_rgb_in_strips(rgb.into_raw(), width, height, strip_rows)
+        .and_then(|imported| imported.encode(&config))
+        .map_err(CodecError::Encode)
 }
 
 fn config(options: &EncodeOptions) -> Result<webp::WebPConfig, CodecError> {

@@ -26,7 +26,7 @@ pub use convert::{
     DEFAULT_TARGET_SCORE,
 };
 pub use decode::{decode, decode_with_metadata, probe, Decoded, ImageInfo, DEFAULT_MAX_PIXELS};
-pub use encode::{encode_webp, transcode, EncodeOptions, Transcoded};
+pub use encode::{encode_rgb_in_strips, encode_webp, transcode, EncodeOptions, Transcoded};
 pub use error::CodecError;
 pub use predict::{jpeg_quality, quality_after_probe, AIM_ABOVE, PROBE_QUALITY};
 pub use quality::{

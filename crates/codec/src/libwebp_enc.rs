@@ -18,7 +18,7 @@ use std::ffi::c_void;
 
 use libwebp_sys::{
     WebPConfig, WebPEncode, WebPMemoryWrite, WebPMemoryWriter, WebPMemoryWriterClear,
-    WebPMemoryWriterInit, WebPPicture, WebPPictureFree, WebPPictureImportRGB,
+    WebPMemoryWriterInit, WebPPicture, WebPPictureAlloc, WebPPictureFree, WebPPictureImportRGB,
     WebPPictureImportRGBA, WebPValidateConfig,
 };
 
@@ -93,6 +93,99 @@ pub(crate) fn import(
             "importing the pixels failed: {:?}",
             picture.0.error_code
         ));
+    }
+    Ok(Imported(picture))
+}
+
+/// Rows imported at a time by [`import_rgb_in_strips`]: an even number, so that every strip's
+/// chroma rows pair the same source rows as a whole import's do.
+pub(crate) const STRIP_ROWS: usize = 256;
+
+/// [`import`] of RGB pixels (no alpha) that consumes them: strips of `strip_rows` rows (even)
+/// are imported from the bottom up, each into a small picture whose planes are copied into the
+/// whole picture's, and the RGB buffer is shrunk past each strip as it goes. The whole
+/// picture's planes are allocated at once but only touched strip by strip, so the RGB (3 bytes
+/// a pixel) and the YUV (1.5) are never both whole in memory: a 62.5 MP photo holds ~190 MB at
+/// the import's peak instead of ~280. The planes are the same bytes as a whole import's (the
+/// conversion has no dithering and pairs rows 2k, 2k+1 for chroma; an odd last row pairs with
+/// itself in both), which `a_strip_import_is_the_whole_imports_bitstream` checks.
+pub(crate) fn import_rgb_in_strips(
+    mut pixels: Vec<u8>,
+    width: u32,
+    height: u32,
+    strip_rows: usize,
+) -> Result<Imported, String> {
+    assert!(
+        strip_rows >= 2 && strip_rows.is_multiple_of(2),
+        "strips of an even number of rows"
+    );
+    if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE {
+        return Err(format!(
+            "{width}x{height} is outside libwebp's 1..={MAX_SIDE} pixels a side"
+        ));
+    }
+    let (w, h) = (width as usize, height as usize);
+    let stride = w * 3;
+    if pixels.len() < stride * h {
+        return Err(format!(
+            "{} bytes of pixels for a {width}x{height} image of 3 channels",
+            pixels.len()
+        ));
+    }
+    let mut picture = Picture(
+        WebPPicture::new().map_err(|()| "libwebp's encoder ABI does not match".to_string())?,
+    );
+    picture.0.use_argb = 0;
+    picture.0.width = width as i32;
+    picture.0.height = height as i32;
+    // SAFETY: an initialised picture with its dimensions set; libwebp allocates its YUV planes
+    // (uninitialised, so their pages cost nothing until written), freed by `Picture`.
+    if unsafe { WebPPictureAlloc(&mut picture.0) } == 0 {
+        return Err(format!(
+            "allocating the picture failed: {:?}",
+            picture.0.error_code
+        ));
+    }
+    let (y_stride, uv_stride) = (picture.0.y_stride as usize, picture.0.uv_stride as usize);
+    let uv_width = w.div_ceil(2);
+    let mut end = h;
+    while end > 0 {
+        // Strips start at even rows; the bottom one takes what is left over.
+        let start = (end - 1) / strip_rows * strip_rows;
+        let rows = end - start;
+        let strip = import(
+            &pixels[start * stride..end * stride],
+            width,
+            rows as u32,
+            false,
+        )?;
+        let part = &strip.0 .0;
+        for r in 0..rows {
+            // SAFETY: row `start + r` of the whole picture's Y plane (`height` rows of
+            // `y_stride` >= `width` bytes, allocated above) and row `r` of the strip's (`rows`
+            // rows of `width`), two distinct allocations.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    part.y.add(r * part.y_stride as usize),
+                    picture.0.y.add((start + r) * y_stride),
+                    w,
+                );
+            }
+        }
+        for r in 0..rows.div_ceil(2) {
+            let (from, to) = (r * part.uv_stride as usize, (start / 2 + r) * uv_stride);
+            // SAFETY: as above, for the U and V planes: `(height + 1) / 2` rows of `uv_stride`
+            // >= `(width + 1) / 2` bytes in the whole picture, `(rows + 1) / 2` in the strip;
+            // `start` is even, so the strip's chroma row r is the picture's `start / 2 + r`.
+            unsafe {
+                std::ptr::copy_nonoverlapping(part.u.add(from), picture.0.u.add(to), uv_width);
+                std::ptr::copy_nonoverlapping(part.v.add(from), picture.0.v.add(to), uv_width);
+            }
+        }
+        drop(strip);
+        pixels.truncate(start * stride);
+        pixels.shrink_to_fit();
+        end = start;
     }
     Ok(Imported(picture))
 }

@@ -179,3 +179,43 @@ fn an_image_wider_than_libwebp_takes_is_refused_with_the_reason() {
         other => panic!("expected an encode error, got {other:?}"),
     }
 }
+
+/// Importing the pixels into libwebp in strips from the bottom up (what a worker does without
+/// `--target-score`, to hold less memory) gives the whole import's bitstream: odd and even
+/// widths and heights, strips that do and do not divide the height, one strip, strips of 2.
+#[test]
+fn a_strip_import_is_the_whole_imports_bitstream() {
+    let (photo, _) = decode(&shared_photo("chelsea.jpg"), u64::MAX).expect("decodes");
+    let rgb = photo.to_rgb8();
+    let options = EncodeOptions {
+        quality: 75.0,
+        method: 4,
+        max_pixels: u64::MAX,
+    };
+    for (w, h) in [
+        (rgb.width(), rgb.height()),
+        (301, 201),
+        (300, 199),
+        (97, 64),
+    ] {
+        let crop =
+            image::imageops::crop_imm(&rgb, 3, 5, w.min(rgb.width() - 3), h.min(rgb.height() - 5))
+                .to_image();
+        let whole =
+            recast_codec::encode_webp(&image::DynamicImage::ImageRgb8(crop.clone()), &options)
+                .expect("encodes");
+        assert!(whole.len() > 500, "a real WebP: {} bytes", whole.len());
+        for strip in [2, 16, 64, 256, 100_000] {
+            let strips =
+                recast_codec::encode_rgb_in_strips(crop.clone(), strip, &options).expect("encodes");
+            assert!(
+                strips == whole,
+                "{}x{} in strips of {strip} rows: {} bytes against {}",
+                crop.width(),
+                crop.height(),
+                strips.len(),
+                whole.len()
+            );
+        }
+    }
+}

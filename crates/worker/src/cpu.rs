@@ -12,8 +12,9 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 const IN_HAND_PER_THREAD: usize = 2;
 
 /// Pixels of the images converted at once, per CPU thread, in thousands. A conversion holds about
-/// 9 bytes a pixel at its peak (the decoded RGB, the encoder's YUV planes and its output), so two
-/// threads' 32 MP stay within some 300 MB; ordinary 2-12 MP photos never wait for it, while an
+/// 3.3 bytes a pixel at its peak (the decoded RGB, handed to libwebp's YUV planes in strips), 6.5
+/// with `--target-score` (the source and a try's decoded WebP), so two threads' 32 MP stay within
+/// some 210 MB; ordinary 2-12 MP photos never wait for it, while an
 /// image larger than the whole budget (a 60 MP scan) is converted alone, not beside another.
 const KILOPIXELS_PER_THREAD: usize = 16_000;
 
