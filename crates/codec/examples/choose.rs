@@ -1,5 +1,7 @@
 //! The per-photo quality on each photo given: quality, whole score, encodes, bytes, CPU time;
 //! writes the WebPs to OUT when given. `choose OUT PHOTO...` (a quick look without `recast bench`).
+mod common;
+use common::cpu;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let out = std::path::Path::new(&args[1]);
@@ -25,17 +27,4 @@ fn main() {
             other => println!("{path} {other:?} cpu {ms} ms"),
         }
     }
-}
-
-/// CPU time of this process in milliseconds, from /proc/self/stat (utime + stime).
-fn cpu() -> u64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("linux");
-    let fields: Vec<&str> = stat[stat.rfind(')').expect("comm") + 2..]
-        .split(' ')
-        .collect();
-    fields[11..13]
-        .iter()
-        .map(|f| f.parse::<u64>().expect("ticks"))
-        .sum::<u64>()
-        * 10
 }

@@ -1,6 +1,8 @@
 //! The probe at half resolution against the probe at full resolution: for each photo, the whole
 //! SSIMULACRA2 score of a quality-Q WebP of the photo and of its 2x2-averaged half, and the CPU
 //! time of each (encode, decode, score). `half_probe Q PHOTO...` (CSV on stdout).
+mod common;
+use common::cpu;
 use image::{DynamicImage, RgbImage};
 
 fn main() {
@@ -47,17 +49,4 @@ pub fn halve(img: &RgbImage) -> DynamicImage {
             ((u16::from(a[i]) + u16::from(b[i]) + u16::from(c[i]) + u16::from(d[i]) + 2) / 4) as u8
         }))
     }))
-}
-
-/// CPU time of this process in milliseconds (utime + stime from /proc/self/stat).
-fn cpu() -> u64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("linux");
-    let fields: Vec<&str> = stat[stat.rfind(')').expect("comm") + 2..]
-        .split(' ')
-        .collect();
-    fields[11..13]
-        .iter()
-        .map(|f| f.parse::<u64>().expect("ticks"))
-        .sum::<u64>()
-        * 10
 }

@@ -1,6 +1,8 @@
 //! For each photo, each libwebp method and a ladder of qualities: bytes, whole score and the CPU
 //! time of the encode and of the score. `method_ladder METHODS QUALITIES PHOTO...`, e.g.
 //! `method_ladder 0,2,4 40,50,60,70,80,90 a.jpg b.jpg` (CSV on stdout).
+mod common;
+use common::cpu;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let methods: Vec<u8> = args[1]
@@ -56,17 +58,4 @@ fn main() {
 
 fn score_runs() -> usize {
     std::env::var("SCORE_RUNS").map_or(1, |r| r.parse().expect("a number of runs"))
-}
-
-/// CPU time of this process in milliseconds (utime + stime from /proc/self/stat).
-fn cpu() -> u64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("linux");
-    let fields: Vec<&str> = stat[stat.rfind(')').expect("comm") + 2..]
-        .split(' ')
-        .collect();
-    fields[11..13]
-        .iter()
-        .map(|f| f.parse::<u64>().expect("ticks"))
-        .sum::<u64>()
-        * 10
 }

@@ -1,5 +1,7 @@
 //! Scores one photo encoded at a quality on the whole image, with the `ssimulacra2` crate and
 //! with recast's own implementation, and times both: `score_whole PHOTO QUALITY`.
+mod common;
+use common::cpu;
 use std::time::Instant;
 
 fn main() {
@@ -46,17 +48,4 @@ fn main() {
         f64::NAN
     };
     println!("{} q{q}: ours {ours:.2} in {t_ours:?} cpu {cpu_ours} ms (encode {cpu_encode} ms), crate {crate_score:.2} in {:?}", args[1], t.elapsed());
-}
-
-/// CPU time of this process in milliseconds, from /proc/self/stat (utime + stime).
-fn cpu() -> u64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("linux");
-    let fields: Vec<&str> = stat[stat.rfind(')').expect("comm") + 2..]
-        .split(' ')
-        .collect();
-    fields[11..13]
-        .iter()
-        .map(|f| f.parse::<u64>().expect("ticks"))
-        .sum::<u64>()
-        * 10
 }

@@ -47,6 +47,28 @@ impl Drop for Writer {
     }
 }
 
+/// A picture of `width` x `height` for YUV planes (not ARGB: an import converts the pixels
+/// straight into them), once `len` bytes are known to hold that many pixels of `channels` bytes.
+fn yuv_picture(len: usize, width: u32, height: u32, channels: usize) -> Result<Picture, String> {
+    if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE {
+        return Err(format!(
+            "{width}x{height} is outside libwebp's 1..={MAX_SIDE} pixels a side"
+        ));
+    }
+    if len < width as usize * channels * height as usize {
+        return Err(format!(
+            "{len} bytes of pixels for a {width}x{height} image of {channels} channels"
+        ));
+    }
+    let mut picture = Picture(
+        WebPPicture::new().map_err(|()| "libwebp's encoder ABI does not match".to_string())?,
+    );
+    picture.0.use_argb = 0;
+    picture.0.width = width as i32;
+    picture.0.height = height as i32;
+    Ok(picture)
+}
+
 /// Pixels imported into libwebp's YUV planes, ready to encode: the caller's RGB(A) buffer is
 /// no longer needed once this exists.
 pub(crate) struct Imported(Picture);
@@ -59,26 +81,9 @@ pub(crate) fn import(
     height: u32,
     alpha: bool,
 ) -> Result<Imported, String> {
-    if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE {
-        return Err(format!(
-            "{width}x{height} is outside libwebp's 1..={MAX_SIDE} pixels a side"
-        ));
-    }
     let channels: usize = if alpha { 4 } else { 3 };
     let stride = width as usize * channels;
-    if pixels.len() < stride * height as usize {
-        return Err(format!(
-            "{} bytes of pixels for a {width}x{height} image of {channels} channels",
-            pixels.len()
-        ));
-    }
-    let mut picture = Picture(
-        WebPPicture::new().map_err(|()| "libwebp's encoder ABI does not match".to_string())?,
-    );
-    // YUV planes, not ARGB: the import converts the pixels straight into them.
-    picture.0.use_argb = 0;
-    picture.0.width = width as i32;
-    picture.0.height = height as i32;
+    let mut picture = yuv_picture(pixels.len(), width, height, channels)?;
     // SAFETY: `pixels` holds at least `height` rows of `stride` bytes (checked above), which is
     // all the import reads; it allocates the picture's planes itself (freed by `Picture`).
     let imported = unsafe {
@@ -119,25 +124,9 @@ pub(crate) fn import_rgb_in_strips(
         strip_rows >= 2 && strip_rows.is_multiple_of(2),
         "strips of an even number of rows"
     );
-    if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE {
-        return Err(format!(
-            "{width}x{height} is outside libwebp's 1..={MAX_SIDE} pixels a side"
-        ));
-    }
     let (w, h) = (width as usize, height as usize);
     let stride = w * 3;
-    if pixels.len() < stride * h {
-        return Err(format!(
-            "{} bytes of pixels for a {width}x{height} image of 3 channels",
-            pixels.len()
-        ));
-    }
-    let mut picture = Picture(
-        WebPPicture::new().map_err(|()| "libwebp's encoder ABI does not match".to_string())?,
-    );
-    picture.0.use_argb = 0;
-    picture.0.width = width as i32;
-    picture.0.height = height as i32;
+    let mut picture = yuv_picture(pixels.len(), width, height, 3)?;
     // SAFETY: an initialised picture with its dimensions set; libwebp allocates its YUV planes
     // (uninitialised, so their pages cost nothing until written), freed by `Picture`.
     if unsafe { WebPPictureAlloc(&mut picture.0) } == 0 {
