@@ -272,6 +272,8 @@ impl Worker {
         let me = &self.inner;
         let fleet = &me.fleet;
         let mut queue_failures = 0u32;
+        // The last receive came back empty (see the wait below).
+        let mut seen_empty = false;
         loop {
             // Receive a full batch when there is room for one (or anything when nothing runs), so
             // that one receive serves many couples; never more than the in-flight share.
@@ -291,9 +293,21 @@ impl Worker {
                 share = fleet.in_flight_share(),
                 "receiving"
             );
+            // Under --exit-when-idle, once the queue has come back empty the jobs still running
+            // are most likely the last: rather than long-poll an empty queue (the end would then
+            // be seen up to a whole poll after the last job), wait for them to end (at most
+            // IDLE_POLL, so receives stay under one a second) and look with a short poll.
+            let wait = if me.config.exit_when_idle && seen_empty && fleet.running() > 0 {
+                if !until_jobs_end(fleet, IDLE_POLL, stop).await {
+                    break;
+                }
+                Duration::ZERO
+            } else {
+                poll_wait
+            };
             let received = tokio::select! {
                 _ = stop.cancelled() => break,
-                r = me.queue.receive(n, me.config.visibility, poll_wait) => r,
+                r = me.queue.receive(n, me.config.visibility, wait) => r,
             };
             me.overhead.sqs(1);
             let messages = match received {
@@ -325,6 +339,7 @@ impl Worker {
                 op: "receive",
                 result: "ok",
             });
+            seen_empty = messages.is_empty();
             if messages.is_empty() {
                 if fleet.running() == 0 {
                     settler.flush();
@@ -541,6 +556,24 @@ async fn wait_for_room(
             _ = stop.cancelled() => return false,
             _ = &mut notified => {}
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+    }
+}
+
+/// Waits until no job runs, or `at_most`; `false` on `stop`.
+async fn until_jobs_end(fleet: &Fleet, at_most: Duration, stop: &CancellationToken) -> bool {
+    let deadline = tokio::time::Instant::now() + at_most;
+    loop {
+        let notified = fleet.room.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if fleet.running() == 0 {
+            return true;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return false,
+            _ = &mut notified => {}
+            _ = tokio::time::sleep_until(deadline) => return true,
         }
     }
 }
