@@ -16,6 +16,7 @@ mod quality;
 mod scaled;
 mod search;
 mod ssim2;
+mod ssim2_kernels;
 mod ssim2_stream;
 mod synth;
 mod thumbnail;

@@ -9,9 +9,8 @@
 //! a 60 MP photo is scored in a few megabytes. The source's half of the metric is recomputed at
 //! every score; that costs less than storing it, and a photo is scored once or twice.
 
-use crate::ssim2::{
-    features_of, final_score, gauss, positive_xyb_row, vectorised, weight, Maps, NUM_SCALES,
-};
+use crate::ssim2::{features_of, final_score, weight, NUM_SCALES};
+use crate::ssim2_kernels::{gauss, positive_xyb_row, vectorised, Maps};
 
 /// A channel of a scale whose six weights are all under this is not computed: its features
 /// count for nothing the score can show. Of the 108 weights, 29 are between 1e-4 and 3e-3 (the
