@@ -49,25 +49,20 @@ pub(crate) fn encode_webp_owned(
     image: DynamicImage,
     options: &EncodeOptions,
 ) -> Result<Vec<u8>, CodecError> {
-    let config = config(options)?;
-    let imported = match image {
-        DynamicImage::ImageRgb8(rgb) => {
-            let (width, height) = rgb.dimensions();
-            libwebp_enc::import_rgb_in_strips(
-                rgb.into_raw(),
-                width,
-                height,
-                libwebp_enc::STRIP_ROWS,
-            )
-            .map_err(CodecError::Encode)?
+    match image {
+        DynamicImage::ImageRgb8(rgb) => encode_rgb_in_strips(rgb, libwebp_enc::STRIP_ROWS, options),
+        image => {
+            let config = config(options)?;
+            let imported = import(&image)?;
+            drop(image);
+            imported.encode(&config).map_err(CodecError::Encode)
         }
-        image => import(&image)?,
-    };
-    imported.encode(&config).map_err(CodecError::Encode)
+    }
 }
 
-/// [`encode_webp_owned`] of RGB pixels imported in strips of `strip_rows` rows (even), for the
-/// test that holds it to the whole import's bitstream.
+/// RGB pixels encoded after an import in strips of `strip_rows` rows (even): what
+/// [`encode_webp_owned`] does with [`libwebp_enc::STRIP_ROWS`]; public for the test that holds it
+/// to the whole import's bitstream.
 #[doc(hidden)]
 pub fn encode_rgb_in_strips(
     rgb: image::RgbImage,
