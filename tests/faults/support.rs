@@ -216,6 +216,8 @@ impl Run {
                 "off",
             ])
             .env("AWS_ENDPOINT_URL", endpoint)
+            // Each job's receive, outcome and put-back in the log: a failure prints the logs.
+            .env("RUST_LOG", "info,aws=warn,sqlx=warn")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -224,6 +226,23 @@ impl Run {
 
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.env.path(&format!("{name}.log"))).unwrap_or_default()
+    }
+
+    /// Every worker's log, each under its name, for a failure message: a run that ends wrong
+    /// must show what its workers did, not only the final counts.
+    pub fn all_logs(&self) -> String {
+        let mut names: Vec<String> = std::fs::read_dir(self.env.dir.path())
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.ok()?.file_name().into_string().ok()?;
+                Some(name.strip_suffix(".log")?.to_string())
+            })
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .map(|n| format!("\n--- {n}'s log:\n{}", self.log(n)))
+            .collect()
     }
 
     /// Waits for a worker to exit by itself, and insists it succeeded.
@@ -256,8 +275,10 @@ impl Run {
         let q = recast_queue::SqsQueue::open(&self.queue).await.unwrap();
         let stats = recast_queue::JobQueue::stats(&q).await.unwrap();
         assert_eq!(
-            status["complete"], true,
-            "queue: {stats:?} (dead = dead-lettered)\n{status:#}"
+            status["complete"],
+            true,
+            "queue: {stats:?} (dead = dead-lettered)\n{status:#}{}",
+            self.all_logs()
         );
         assert_eq!(
             status["status"]["by_state"]["done"]["photos"].as_u64(),
@@ -317,11 +338,7 @@ impl Run {
                 None
             };
             if let Some(why) = why {
-                let logs: String = workers
-                    .iter()
-                    .map(|(_, n)| format!("\n--- {n}'s log:\n{}", self.log(n)))
-                    .collect();
-                panic!("waiting until {what}: {why}{logs}");
+                panic!("waiting until {what}: {why}{}", self.all_logs());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
