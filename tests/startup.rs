@@ -222,3 +222,61 @@ async fn a_store_that_denies_access_is_named() {
     assert!(line.contains("is denied by the store"), "{line}");
     assert!(line.contains("s3:GetObject"), "{line}");
 }
+
+/// A login role on the run's database that may do all a worker does except write photo
+/// progress: a missing grant, which every job meets at its first record.
+async fn role_without_progress_writes(db: &str) -> String {
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(db).await.unwrap();
+    let role = format!("recast_worker_{:08x}", fastrand::u32(..));
+    for statement in [
+        format!("CREATE ROLE {role} LOGIN"),
+        format!("GRANT USAGE ON SCHEMA public TO {role}"),
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"),
+        format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}"),
+        format!("REVOKE INSERT, UPDATE ON photo_progress FROM {role}"),
+    ] {
+        sqlx::query(&statement).execute(&mut admin).await.unwrap();
+    }
+    let mut url = url::Url::parse(db).unwrap();
+    url.set_username(&role).unwrap();
+    url.to_string()
+}
+
+/// A database that refuses the worker's writes (a missing grant here; a read-only server or a
+/// full disk alike) stops the worker with the reason: every message would fail the same way, so
+/// none may be dead-lettered for it, and nothing is deleted. Once the grant is fixed, the same
+/// messages finish the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catalog_that_refuses_the_workers_writes_stops_it_and_dead_letters_nothing() {
+    let env = launched().await;
+    let (db, store, queue) = (env.db(), env.store(), env.queue());
+    let objects = || async {
+        let s = recast_store::open(&env.store()).await.unwrap();
+        let keys = s.list("").await.unwrap().into_iter().map(|m| m.key);
+        keys.collect::<std::collections::BTreeSet<_>>()
+    };
+    let before = objects().await;
+    let restricted = role_without_progress_writes(&db).await;
+    let (line, _) = refused(&env, &work_args(&restricted, &store, &queue), &[]);
+    assert!(line.contains("the worker stopped"), "{line}");
+    assert!(line.contains("the catalog refuses"), "{line}");
+    assert!(line.contains("permission denied"), "{line}");
+    let q = recast_queue::SqliteQueue::open(&queue).await.unwrap();
+    let stats = recast_queue::JobQueue::stats(&q).await.unwrap();
+    assert_eq!(
+        stats.dead, 0,
+        "a database-wide refusal dead-lettered a job: {stats:?}"
+    );
+    assert_eq!(stats.visible + stats.in_flight, 2, "{stats:?}");
+    // A WebP may have been stored before its record was refused (a redelivery writes it again,
+    // same key); nothing may be gone.
+    let after = objects().await;
+    let gone: Vec<_> = before.difference(&after).collect();
+    assert!(gone.is_empty(), "deleted: {gone:?}");
+
+    env.ok(&work_args(&db, &store, &queue));
+    let status: serde_json::Value =
+        serde_json::from_str(&env.ok(&["status", "--db", &db, "--json"])).unwrap();
+    assert_eq!(status["complete"], true, "{status:#}");
+}

@@ -31,6 +31,19 @@ impl CatalogError {
         }
     }
 
+    /// The database refuses this kind of statement whoever sends it, not this job's: it is
+    /// read-only (a replica, a demoted writer), the role lacks a privilege, the disk is full, the
+    /// database or a table is gone, the schema is not this recast's. Not transient, and not the
+    /// message's fault either: a worker meeting it must stop rather than dead-letter every
+    /// message it receives.
+    pub fn is_database_wide(&self) -> bool {
+        match self {
+            CatalogError::Database(e) => sqlx_is_database_wide(e),
+            CatalogError::Migrate(_) | CatalogError::SchemaNotCurrent(_) => true,
+            _ => false,
+        }
+    }
+
     /// The catalog was migrated by a newer recast than this one.
     pub fn is_too_new(&self) -> bool {
         matches!(
@@ -51,6 +64,51 @@ const PG_RETRYABLE: [&str; 8] = [
 /// SQLite's primary result codes worth a retry: SQLITE_BUSY, SQLITE_LOCKED.
 const SQLITE_RETRYABLE: [i32; 2] = [5, 6];
 
+/// SQLSTATEs of PostgreSQL that refuse every such statement, not this one's data:
+/// read_only_sql_transaction, insufficient_privilege, undefined_table, undefined_column,
+/// undefined_function, disk_full, invalid_catalog_name (no such database), database_dropped.
+/// Besides these, every invalid_authorization (class 28).
+const PG_DATABASE_WIDE: [&str; 8] = [
+    "25006", "42501", "42P01", "42703", "42883", "53100", "3D000", "57P04",
+];
+/// SQLite's primary result codes of the same kind: SQLITE_PERM, SQLITE_READONLY, SQLITE_IOERR,
+/// SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB.
+const SQLITE_DATABASE_WIDE: [i32; 7] = [3, 8, 10, 11, 13, 14, 26];
+
+/// A database's own error code, told apart by the driver that answered: SQLSTATEs and SQLite's
+/// numeric codes overlap (22023 has SQLite's SQLITE_LOCKED, 6, in its low byte), so a code is
+/// never read without knowing whose it is.
+enum Code {
+    Postgres(String),
+    /// The primary result code: extended codes (517, SQLITE_BUSY_SNAPSHOT) carry it in their
+    /// low byte.
+    Sqlite(i32),
+}
+
+fn code(e: &sqlx::Error) -> Option<Code> {
+    let sqlx::Error::Database(db) = e else {
+        return None;
+    };
+    if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+        Some(Code::Postgres(pg.code().to_owned()))
+    } else if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        db.code()?
+            .parse::<i32>()
+            .ok()
+            .map(|n| Code::Sqlite(n & 0xff))
+    } else {
+        None
+    }
+}
+
+fn sqlx_is_database_wide(e: &sqlx::Error) -> bool {
+    match code(e) {
+        Some(Code::Postgres(c)) => PG_DATABASE_WIDE.contains(&c.as_str()) || c.starts_with("28"),
+        Some(Code::Sqlite(n)) => SQLITE_DATABASE_WIDE.contains(&n),
+        None => false,
+    }
+}
+
 /// Whether an sqlx error may pass by itself. A query in flight when PostgreSQL restarts gets
 /// the server's own error (57P01), not an I/O error: taking it for permanent would dead-letter
 /// a job for a restart the fault suite makes on purpose.
@@ -60,15 +118,11 @@ fn sqlx_is_transient(e: &sqlx::Error) -> bool {
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
-            // SQLite extended codes (e.g. 517, SQLITE_BUSY_SNAPSHOT) carry the primary code in
-            // their low byte.
-            PG_RETRYABLE.contains(&c.as_ref())
-                || c.starts_with("08")
-                || c.parse::<i32>()
-                    .is_ok_and(|n| SQLITE_RETRYABLE.contains(&(n & 0xff)))
-        }),
-        _ => false,
+        _ => match code(e) {
+            Some(Code::Postgres(c)) => PG_RETRYABLE.contains(&c.as_str()) || c.starts_with("08"),
+            Some(Code::Sqlite(n)) => SQLITE_RETRYABLE.contains(&n),
+            None => false,
+        },
     }
 }
 
@@ -91,15 +145,101 @@ mod tests {
             .execute(&pool)
             .await
             .unwrap_err();
-        assert!(!CatalogError::Database(dup).is_transient());
+        let dup = CatalogError::Database(dup);
+        assert!(!dup.is_transient());
+        assert!(!dup.is_database_wide(), "a row's conflict is that row's");
         assert!(CatalogError::Database(sqlx::Error::PoolTimedOut).is_transient());
         assert!(!CatalogError::NoSuchRun("x".into()).is_transient());
+        assert!(!CatalogError::NoSuchRun("x".into()).is_database_wide());
+    }
+
+    /// A catalog file opened read-only refuses every write: no job can get past that.
+    #[tokio::test]
+    async fn a_read_only_sqlite_file_refuses_database_wide() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let rw = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+            .execute(&rw)
+            .await
+            .unwrap();
+        rw.close().await;
+        let ro = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", path.display()))
+            .await
+            .unwrap();
+        let refused = sqlx::query("INSERT INTO t VALUES (1)")
+            .execute(&ro)
+            .await
+            .unwrap_err();
+        let refused = CatalogError::Database(refused);
+        assert!(refused.is_database_wide(), "{refused}");
+        assert!(!refused.is_transient(), "{refused}");
+    }
+
+    /// PostgreSQL's refusals of every such statement (a read-only server, a missing privilege, a
+    /// missing table) against one about its data (a malformed value).
+    #[tokio::test]
+    async fn postgres_refusals_of_every_statement_are_database_wide() {
+        use sqlx::Connection;
+        let url = crate::conformance::fresh_postgres().await;
+        let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query("CREATE TABLE t (id BIGINT PRIMARY KEY)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let role = format!("recast_nobody_{:08x}", fastrand::u32(..));
+        sqlx::query(&format!("CREATE ROLE {role} LOGIN"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let mut nobody_url = url::Url::parse(&url).unwrap();
+        nobody_url.set_username(&role).unwrap();
+        let mut nobody = sqlx::PgConnection::connect(nobody_url.as_str())
+            .await
+            .unwrap();
+        let denied = sqlx::query("INSERT INTO t VALUES (1)")
+            .execute(&mut nobody)
+            .await
+            .unwrap_err();
+        sqlx::query("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let read_only = sqlx::query("INSERT INTO t VALUES (1)")
+            .execute(&mut conn)
+            .await
+            .unwrap_err();
+        let missing = sqlx::query("SELECT * FROM no_such_table")
+            .execute(&mut conn)
+            .await
+            .unwrap_err();
+        for (err, code) in [(denied, "42501"), (read_only, "25006"), (missing, "42P01")] {
+            assert_eq!(pg_code(&err).as_deref(), Some(code), "{err}");
+            let err = CatalogError::Database(err);
+            assert!(err.is_database_wide(), "{err}");
+            assert!(!err.is_transient(), "{err}");
+        }
+        let malformed = sqlx::query("SELECT 'x'::bigint")
+            .execute(&mut conn)
+            .await
+            .unwrap_err();
+        assert_eq!(pg_code(&malformed).as_deref(), Some("22P02"));
+        let malformed = CatalogError::Database(malformed);
+        assert!(!malformed.is_database_wide() && !malformed.is_transient());
+    }
+
+    fn pg_code(e: &sqlx::Error) -> Option<String> {
+        e.as_database_error()
+            .and_then(|d| d.code())
+            .map(|c| c.into_owned())
     }
 
     /// What a job sees when PostgreSQL restarts under its query: the server's own error, which
-    /// must be retried, while an error in the query itself must not be.
+    /// must be retried.
     #[tokio::test]
-    async fn a_query_cut_by_a_postgres_shutdown_is_transient_and_a_bad_query_is_not() {
+    async fn a_query_cut_by_a_postgres_shutdown_is_transient() {
         use sqlx::Connection;
         let url = crate::conformance::fresh_postgres().await;
         let mut victim = sqlx::PgConnection::connect(&url).await.unwrap();
@@ -107,12 +247,6 @@ mod tests {
             .fetch_one(&mut victim)
             .await
             .unwrap();
-        let bad = sqlx::query("SELECT * FROM no_such_table")
-            .execute(&mut victim)
-            .await
-            .unwrap_err();
-        assert!(!CatalogError::Database(bad).is_transient());
-
         let sleeping = tokio::spawn(async move {
             sqlx::query("SELECT pg_sleep(30)")
                 .execute(&mut victim)

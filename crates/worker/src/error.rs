@@ -59,11 +59,18 @@ impl JobError {
         }
     }
 
-    /// A catalog error: retried when the database may answer later, abandoned otherwise (an
-    /// unknown run, a malformed row).
+    /// A catalog error: retried when the database may answer later; the worker stopped when the
+    /// database refuses every such statement (read-only, a missing grant, a full disk: every
+    /// message would fail the same way, and dead-lettering them would empty the queue into the
+    /// dead-letter queue); abandoned otherwise (an unknown run, a malformed row).
     pub fn catalog(e: recast_catalog::CatalogError) -> JobError {
         if e.is_transient() {
             JobError::retry(e)
+        } else if e.is_database_wide() {
+            JobError::fatal(format_args!(
+                "the catalog refuses the worker's statements: {e}; no job can proceed (a read-only \
+                 server, a missing grant, a full disk?)"
+            ))
         } else {
             JobError::abort(e)
         }
