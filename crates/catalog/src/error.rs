@@ -76,7 +76,7 @@ const PG_DATABASE_WIDE: [&str; 8] = [
 const SQLITE_DATABASE_WIDE: [i32; 7] = [3, 8, 10, 11, 13, 14, 26];
 
 /// A database's own error code, told apart by the driver that answered: SQLSTATEs and SQLite's
-/// numeric codes overlap (22023 has SQLite's SQLITE_LOCKED, 6, in its low byte), so a code is
+/// numeric codes overlap (22021, an invalid byte sequence, has SQLite's SQLITE_BUSY, 5, in its low byte), so a code is
 /// never read without knowing whose it is.
 enum Code {
     Postgres(String),
@@ -228,6 +228,14 @@ mod tests {
         assert_eq!(pg_code(&malformed).as_deref(), Some("22P02"));
         let malformed = CatalogError::Database(malformed);
         assert!(!malformed.is_database_wide() && !malformed.is_transient());
+        // 22021's low byte is SQLite's SQLITE_BUSY: read as a SQLite code it would be retried.
+        let bad_bytes = sqlx::query("SELECT convert_from('\\xff'::bytea, 'UTF8')")
+            .execute(&mut conn)
+            .await
+            .unwrap_err();
+        assert_eq!(pg_code(&bad_bytes).as_deref(), Some("22021"), "{bad_bytes}");
+        let bad_bytes = CatalogError::Database(bad_bytes);
+        assert!(!bad_bytes.is_transient() && !bad_bytes.is_database_wide());
     }
 
     fn pg_code(e: &sqlx::Error) -> Option<String> {
