@@ -416,9 +416,45 @@ pub fn main() -> ExitCode {
             ExitCode::from(exit::VIOLATIONS)
         }
         Err(e) => {
-            eprintln!("recast: error: {e:#}");
+            eprintln!("recast: error: {}", one_line(&e));
             ExitCode::from(exit::FAILED)
         }
+    }
+}
+
+/// The error and its causes on one line, each cause once: an error whose message already
+/// quotes its source (`database query failed: {0}`) would otherwise print it again and again.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let msg = cause.to_string();
+        if line.contains(&msg) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&msg);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("database query failed: {0}")]
+    struct Quoting(#[from] std::io::Error);
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let io = std::io::Error::other("terminating connection");
+        let e = anyhow::Error::from(Quoting(io)).context("failed to launch");
+        assert_eq!(
+            super::one_line(&e),
+            "failed to launch: database query failed: terminating connection"
+        );
+        let plain = anyhow::anyhow!("root").context("middle").context("top");
+        assert_eq!(super::one_line(&plain), "top: middle: root");
     }
 }
 

@@ -208,3 +208,107 @@ async fn sigkill_during_a_record_and_during_a_delete_objects_loses_nothing() {
         run.log("k3")
     );
 }
+
+/// A PostgreSQL restart under `launch`, at a statement it is sure to be in: the test holds a lock
+/// on the checkpoint table, so the launch's first checkpoint write waits inside PostgreSQL, and
+/// the server restarts then. The statement is cut (57P01) and the server is down for a moment;
+/// the launch retries, finishes, and every couple is enqueued once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_launch_rides_out_a_postgres_restart() {
+    const COUPLES: i64 = 2_500; // three of launch's pages
+    let pg = Pg::start();
+    let env = common::Env::new();
+    let catalog = recast_catalog::open(&pg.url()).await.unwrap();
+    let couples: Vec<_> = (1..=COUPLES)
+        .map(|c| recast_catalog::NewCouple {
+            id: recast_core::CoupleId(c),
+            photos: vec![recast_catalog::NewPhoto {
+                id: recast_core::PhotoId(c),
+                original_key: format!("photos/{c}/{c}.jpg"),
+                format: "jpeg".into(),
+                bytes: 1000,
+                width: None,
+                height: None,
+                thumbnails: vec![],
+            }],
+        })
+        .collect();
+    catalog.add_couples(&couples).await.unwrap();
+    drop(catalog);
+
+    let pool = sqlx::PgPool::connect(&pg.url()).await.unwrap();
+    let mut lock = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE producer_checkpoints IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let queue = env.queue();
+    let log = std::fs::File::create(env.path("launch.log")).unwrap();
+    let mut launch = env
+        .recast(&["launch", "--db", &pg.url(), "--queue", &queue])
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let log = || std::fs::read_to_string(env.path("launch.log")).unwrap_or_default();
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE wait_event_type = 'Lock' AND query ILIKE '%producer_checkpoints%'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        if let Some(status) = launch.try_wait().unwrap() {
+            panic!(
+                "launch ended ({status}) before its checkpoint write; its log:\n{}",
+                log()
+            );
+        }
+        assert!(
+            Instant::now() < until,
+            "launch never wrote a checkpoint:\n{}",
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    pg.restart();
+    drop(lock);
+    pool.close().await;
+
+    let until = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = launch.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > until {
+            let _ = launch.kill();
+            panic!(
+                "launch did not finish after the restart; its log:\n{}",
+                log()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        status.success(),
+        "launch failed ({status}) after the restart; its log:\n{}",
+        log()
+    );
+    assert!(
+        log().contains("failed to save the checkpoint; retrying"),
+        "the cut statement was not retried:\n{}",
+        log()
+    );
+    let q = recast_queue::SqliteQueue::open(&queue).await.unwrap();
+    let stats = recast_queue::JobQueue::stats(&q).await.unwrap();
+    assert_eq!(stats.visible, COUPLES as u64, "{stats:?}");
+    let status: serde_json::Value =
+        serde_json::from_str(&env.ok(&["status", "--db", &pg.url(), "--json"])).unwrap();
+    assert_eq!(status["status"]["couples_enqueued"], COUPLES, "{status:#}");
+    assert_eq!(status["status"]["producer_finished"], true, "{status:#}");
+}

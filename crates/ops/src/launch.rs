@@ -1,6 +1,9 @@
 //! `launch`'s core: create or resume a run and enqueue one message per couple, checkpointed, and
 //! `--requeue`'s: send again what the run has not finished. No command-line types here.
 
+use std::future::Future;
+use std::time::Duration;
+
 use recast_catalog::{Catalog, CatalogError, CoupleJob, JobAttempt, Run};
 use recast_core::{JobMessage, RunSettings, Tally, JOB_MESSAGE_VERSION};
 use recast_queue::{JobQueue, OutgoingMessage, QueueError};
@@ -12,6 +15,11 @@ const PAGE: u32 = 1000;
 const MAX_INLINE_BODY: usize = 24 * 1024;
 /// Tries of one send batch whose entries failed, before launch gives up (it can be re-run).
 const SEND_TRIES: u32 = 5;
+/// Tries of one catalog statement that failed transiently (PostgreSQL restarting, a failover),
+/// waiting 0.5 s doubling to 30 s between them: about two minutes in all, so that a
+/// launch of hours rides out a failover instead of stopping for the operator to re-run it.
+const CATALOG_TRIES: u32 = 10;
+const CATALOG_MAX_WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct LaunchReport {
@@ -61,20 +69,24 @@ pub async fn launch(
     settings: &RunSettings,
 ) -> Result<(Run, LaunchReport), LaunchError> {
     let started = now_ms();
-    let (run, created) = catalog.ensure_run(name, settings).await?;
+    let (run, created) = retrying("create or read the run", || {
+        catalog.ensure_run(name, settings)
+    })
+    .await?;
     if !created && run.settings != *settings {
         tracing::warn!(stored = ?run.settings, given = ?settings, "run exists; its stored settings apply, not the flags");
     }
     let tally = Tally::default();
-    let mut checkpoint = catalog.checkpoint(&run).await?;
+    let mut checkpoint = retrying("read the checkpoint", || catalog.checkpoint(&run)).await?;
     let mut report = LaunchReport {
         created,
         ..LaunchReport::default()
     };
     loop {
-        let page = catalog
-            .couples_after(checkpoint.last_couple, PAGE, &tally)
-            .await?;
+        let page = retrying("read couples", || {
+            catalog.couples_after(checkpoint.last_couple, PAGE, &tally)
+        })
+        .await?;
         let Some(last) = page.last().map(|j| j.couple) else {
             break;
         };
@@ -85,12 +97,19 @@ pub async fn launch(
             .collect();
         send_all(queue, &messages, &tally).await?;
         let sent = messages.len() as u64;
-        catalog.save_checkpoint(&run, last, sent, &tally).await?;
+        // Guarded by the page's last couple: a retry after an answer lost in a commit counts
+        // the page once.
+        retrying("save the checkpoint", || {
+            catalog.save_checkpoint(&run, last, sent, &tally)
+        })
+        .await?;
         report.enqueued_now += sent;
         checkpoint.last_couple = Some(last);
     }
-    catalog.finish_checkpoint(&run).await?;
-    report.enqueued_total = catalog.checkpoint(&run).await?.enqueued;
+    retrying("finish the checkpoint", || catalog.finish_checkpoint(&run)).await?;
+    report.enqueued_total = retrying("read the checkpoint", || catalog.checkpoint(&run))
+        .await?
+        .enqueued;
     let attempt = JobAttempt {
         run: run.id,
         couple: None,
@@ -101,7 +120,10 @@ pub async fn launch(
         started_at_ms: started,
         finished_at_ms: now_ms(),
     };
-    catalog.record_attempt(&attempt, &tally).await?;
+    retrying("record the producer's requests", || {
+        catalog.record_attempt(&attempt, &tally)
+    })
+    .await?;
     Ok((run, report))
 }
 
@@ -118,9 +140,10 @@ pub async fn requeue(
     let mut after = None;
     let mut sent = 0u64;
     loop {
-        let page = catalog
-            .unfinished_couples_after(run, after, PAGE, &tally)
-            .await?;
+        let page = retrying("read unfinished couples", || {
+            catalog.unfinished_couples_after(run, after, PAGE, &tally)
+        })
+        .await?;
         let Some(last) = page.last().map(|j| j.couple) else {
             break;
         };
@@ -138,6 +161,27 @@ pub async fn requeue(
         after = Some(last);
     }
     Ok(sent)
+}
+
+/// Runs a catalog statement, again after a backoff while it fails transiently; any other error,
+/// or the last try's, ends the launch (re-running it resumes from its checkpoint).
+async fn retrying<T, F, Fut>(what: &str, mut statement: F) -> Result<T, CatalogError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, CatalogError>>,
+{
+    let mut wait = Duration::from_millis(500);
+    for _ in 1..CATALOG_TRIES {
+        match statement().await {
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, retry_in = ?wait, "failed to {what}; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(CATALOG_MAX_WAIT);
+            }
+            other => return other,
+        }
+    }
+    statement().await
 }
 
 /// Sends messages, re-sending the entries that failed (all of them after an error of the whole
