@@ -280,3 +280,25 @@ async fn a_catalog_that_refuses_the_workers_writes_stops_it_and_dead_letters_not
         serde_json::from_str(&env.ok(&["status", "--db", &db, "--json"])).unwrap();
     assert_eq!(status["complete"], true, "{status:#}");
 }
+
+/// A PostgreSQL that is down (or a mistyped port) is named at once, by the verbs that read the
+/// catalog and by `work`: the pool alone would wait out its 30 s acquire timeout and then say
+/// only "pool timed out".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_does_not_answer_is_named() {
+    let env = Env::new();
+    let dead = format!(
+        "postgres://postgres@127.0.0.1:{}/recast",
+        common::free_port()
+    );
+    let (store, queue) = (env.store(), env.queue());
+    for args in [
+        vec!["status", "--db", &dead],
+        work_args(&dead, &store, &queue),
+    ] {
+        let (line, _) = refused(&env, &args, &[]);
+        assert!(line.contains("does not answer"), "{line}");
+        assert!(line.contains(&dead), "{line}");
+        assert!(line.contains("check the host and port in --db"), "{line}");
+    }
+}

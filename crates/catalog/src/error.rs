@@ -4,6 +4,8 @@ pub enum CatalogError {
     BadUrl { url: String, reason: String },
     #[error("database query failed: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("the database at {url} does not answer ({reason}); check the host and port in --db, and that PostgreSQL is running")]
+    Unreachable { url: String, reason: String },
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("run {0:?} does not exist; create it with `recast launch`")]
@@ -27,6 +29,7 @@ impl CatalogError {
     pub fn is_transient(&self) -> bool {
         match self {
             CatalogError::Database(e) => sqlx_is_transient(e),
+            CatalogError::Unreachable { .. } => true,
             _ => false,
         }
     }

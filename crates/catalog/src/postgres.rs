@@ -16,6 +16,8 @@ use crate::{
 
 /// How long to wait for a pooled connection before the operation fails (and the job is retried).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long opening the catalog waits for the server to answer at all.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(8);
 /// Rows per multi-row INSERT while seeding (PostgreSQL binds at most 65,535 values per statement).
 const SEED_ROWS_PER_INSERT: usize = 1000;
 
@@ -33,6 +35,7 @@ impl PgCatalog {
                 url: redact_password(url),
                 reason: e.to_string(),
             })?;
+        check_answers(&options, url).await?;
         let pool = PgPoolOptions::new()
             .max_connections(pool_size.max(1))
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -56,6 +59,7 @@ impl PgCatalog {
                 reason: e.to_string(),
             })?;
         let options = options.options([("default_transaction_read_only", "on")]);
+        check_answers(&options, url).await?;
         let pool = PgPoolOptions::new()
             .max_connections(2)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -74,6 +78,27 @@ impl PgCatalog {
 }
 
 /// A database URL as it may be shown: without its password.
+/// Connects once before the pool is built, so that a server that is down or a mistyped host or
+/// port is named within seconds: the pool alone retries a refused connection for its whole
+/// acquire timeout (30 s), then says only "pool timed out". A server that answers with an error
+/// (a wrong password, no such database) gives that error as it is.
+async fn check_answers(options: &PgConnectOptions, url: &str) -> Result<(), CatalogError> {
+    use sqlx::Connection;
+    let unreachable = |reason: String| CatalogError::Unreachable {
+        url: redact_password(url),
+        reason,
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, sqlx::PgConnection::connect_with(options)).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(e @ sqlx::Error::Database(_))) => Err(CatalogError::Database(e)),
+        Ok(Err(e)) => Err(unreachable(e.to_string())),
+        Err(_) => Err(unreachable(format!("no answer within {CONNECT_TIMEOUT:?}"))),
+    }
+}
+
 fn redact_password(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut u) if u.password().is_some() => {
