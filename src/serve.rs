@@ -46,7 +46,7 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         cpu_queue: a.cpu_queue,
     };
-    let store = recast_store::open(&a.store).await?;
+    let store = recast_store::open_existing(&a.store).await?;
     let listener = tokio::net::TcpListener::bind(&a.listen)
         .await
         .with_context(|| format!("cannot listen on {}: is the port free?", a.listen))?;

@@ -49,7 +49,7 @@ pub async fn run(a: WorkArgs) -> anyhow::Result<()> {
         recast_catalog::open_with(&a.db.db, a.db.db_pool).await,
         &a.db.db,
     )?;
-    let store = recast_store::open(&a.store)
+    let store = recast_store::open_existing(&a.store)
         .await
         .context("failed to open the store")?;
     let queue = recast_queue::open(&a.queue)

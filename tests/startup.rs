@@ -302,3 +302,26 @@ async fn a_database_that_does_not_answer_is_named() {
         assert!(line.contains("check the host and port in --db"), "{line}");
     }
 }
+
+/// A mistyped local store folder is named by every verb that reads it, and is not created: a
+/// created folder would be read as an empty store (an import of nothing that succeeds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_folder_that_does_not_exist_is_named_and_not_created() {
+    let env = Env::new();
+    let missing = env.path("no-such-folder");
+    let url = format!("file://{}", missing.display());
+    let db = env.db();
+    recast_catalog::open(&db).await.unwrap(); // an empty catalog: the store is looked at first
+    let queue = env.queue();
+    for args in [
+        vec!["import", "--db", &db, "--from", &url],
+        vec!["verify", "--db", &db, "--store", &url],
+        vec!["serve", "--store", &url, "--listen", "127.0.0.1:0"],
+        work_args(&db, &url, &queue),
+    ] {
+        let (line, _) = refused(&env, &args, &[]);
+        assert!(line.contains("no folder"), "{line}");
+        assert!(line.contains("nothing was created"), "{line}");
+        assert!(!missing.exists(), "{args:?} created the folder");
+    }
+}

@@ -43,8 +43,6 @@ pub enum PlanError {
     },
     #[error(transparent)]
     Price(#[from] PriceError),
-    #[error("the store folder {0} does not exist")]
-    StoreMissing(String),
     #[error("failed to open the store")]
     OpenStore(#[source] StoreError),
     #[error("failed to read the catalog")]
@@ -230,13 +228,9 @@ pub fn load_prices(path: Option<&Path>) -> Result<PriceTable, PlanError> {
 /// Opens a store only to read it: a file:// folder must exist already (opening a missing one
 /// would create it).
 pub async fn open_store_for_reading(url: &str) -> Result<Arc<dyn ObjectStore>, PlanError> {
-    if let Some(path) = url
-        .strip_prefix("file://")
-        .filter(|p| !Path::new(p).is_dir())
-    {
-        return Err(PlanError::StoreMissing(path.to_owned()));
-    }
-    recast_store::open(url).await.map_err(PlanError::OpenStore)
+    recast_store::open_existing(url)
+        .await
+        .map_err(PlanError::OpenStore)
 }
 
 /// What became of one photo of the sample.

@@ -25,4 +25,4 @@ pub use object_store::{crc32c, DeleteOutcome, ObjectMeta, ObjectStore, MAX_DELET
 pub use s3::S3Store;
 pub use s3_multipart::S3Multipart;
 pub use throttle::ThrottledAttempts;
-pub use url::{open, open_s3};
+pub use url::{open, open_existing, open_s3};

@@ -28,6 +28,24 @@ pub async fn open(url: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
     }
 }
 
+/// Opens a store that must exist already: a `file://` folder that is absent is refused, not
+/// created as [`open`] would (a mistyped path would otherwise be made, and read as an empty
+/// store). For every verb but the ones that fill a new store (`seed`, `demo`).
+pub async fn open_existing(url: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
+    let missing = ::url::Url::parse(url)
+        .ok()
+        .filter(|u| u.scheme() == "file")
+        .and_then(|u| u.to_file_path().ok())
+        .filter(|path| !path.is_dir());
+    if let Some(path) = missing {
+        return Err(StoreError::BadUrl {
+            url: url.to_owned(),
+            reason: format!("no folder {} (nothing was created)", path.display()),
+        });
+    }
+    open(url).await
+}
+
 /// An S3 store by URL (`s3://BUCKET/PREFIX[?path_style=true]`), as [`open`] makes it, for callers
 /// that need what only S3 does (a multipart upload: [`crate::S3Multipart`]).
 pub async fn open_s3(url: &str) -> Result<S3Store, StoreError> {

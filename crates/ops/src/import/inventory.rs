@@ -89,7 +89,7 @@ impl Inventory {
 async fn open_bucket(url: &str) -> Result<(Arc<dyn ObjectStore>, String), ImportError> {
     let bad = || ImportError::BadSource(url.to_owned());
     let open = |root: String| async move {
-        recast_store::open(&root)
+        recast_store::open_existing(&root)
             .await
             .map_err(|source| ImportError::Store { key: root, source })
     };

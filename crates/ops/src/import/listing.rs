@@ -160,12 +160,13 @@ pub(crate) struct Listing {
 impl Listing {
     /// Opens `url`; an S3 listing is cut into ranges per `shape`, a local folder walked whole.
     pub(crate) async fn open(url: &str, shape: &ListingShape) -> Result<Listing, ImportError> {
-        let store = recast_store::open(url)
-            .await
-            .map_err(|source| ImportError::Store {
-                key: url.to_owned(),
-                source,
-            })?;
+        let store =
+            recast_store::open_existing(url)
+                .await
+                .map_err(|source| ImportError::Store {
+                    key: url.to_owned(),
+                    source,
+                })?;
         let shape = if url.starts_with("s3://") {
             shape.clone()
         } else {
