@@ -138,6 +138,7 @@ async fn an_unmigrated_catalog_is_named() {
         "a reading verb created the catalog"
     );
     // `work` on an empty database: no run to work for.
+    std::fs::create_dir_all(env.store_dir()).unwrap();
     let (line, _) = refused(&env, &work_args(&empty, &env.store(), &env.queue()), &[]);
     assert!(
         line.contains("does not exist; create it with `recast launch`"),
