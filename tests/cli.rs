@@ -24,13 +24,12 @@ async fn a_killed_launch_resumes_and_never_enqueues_a_couple_twice() {
     // between two checkpoints; catalog rows only, since launch reads no photo.
     const COUPLES: usize = 20_000;
     let env = Env::new();
-    let (db, queue) = (env.db(), env.queue());
+    let db = env.db();
     let catalog = recast_catalog::open(&db).await.unwrap();
     catalog
         .add_couples(&common::catalog_couples(COUPLES as i64, |_| false))
         .await
         .unwrap();
-    let launch = ["launch", "--db", &db, "--queue", &queue, "--run", "r1"];
     // How long a whole launch takes here (another run, into a queue of its own), so that the
     // kills below land inside a launch however fast this machine is.
     let timing_queue = format!("sqlite://{}", env.path("timing.db").display());
@@ -44,22 +43,37 @@ async fn a_killed_launch_resumes_and_never_enqueues_a_couple_twice() {
         "--run",
         "r0",
     ]);
-    let whole = started.elapsed().as_millis() as u64;
-    // Kill launches at random moments until some were killed half-way through.
+    let mut whole = started.elapsed().as_millis() as u64;
+    // Kill launches of one run at random moments until some were killed half-way through. A
+    // launch that finished before its kill (the timed one ran on a busier machine) leaves that
+    // run useless: the next run, into a queue of its own, is killed sooner.
     let mut halfway = 0;
+    let mut attempt = 1;
+    let (mut run, mut queue) = (String::new(), String::new());
     for _ in 0..40 {
+        run = format!("r{attempt}");
+        queue = format!(
+            "sqlite://{}?max_receives=1000",
+            env.path(&format!("queue-{attempt}.db")).display()
+        );
+        let launch = ["launch", "--db", &db, "--queue", &queue, "--run", &run];
         let mut child = env.recast(&launch).stdout(Stdio::null()).spawn().unwrap();
         std::thread::sleep(Duration::from_millis(fastrand::u64(
             whole / 10..whole * 9 / 10 + 1,
         )));
         child.kill().unwrap();
         child.wait().unwrap();
-        let Ok(run) = catalog.run(Some("r1")).await else {
+        let Ok(stored) = catalog.run(Some(&run)).await else {
             continue;
         };
-        let enqueued = catalog.checkpoint(&run).await.unwrap().enqueued;
+        let enqueued = catalog.checkpoint(&stored).await.unwrap().enqueued;
         if enqueued as usize == COUPLES {
-            break;
+            if halfway > 0 {
+                break;
+            }
+            attempt += 1;
+            whole = whole * 2 / 3;
+            continue;
         }
         if enqueued > 0 {
             halfway += 1;
@@ -72,6 +86,7 @@ async fn a_killed_launch_resumes_and_never_enqueues_a_couple_twice() {
         halfway >= 1,
         "no launch was killed half-way; the test proves nothing"
     );
+    let launch = ["launch", "--db", &db, "--queue", &queue, "--run", &run];
     let out = env.ok(&launch);
     assert!(out.contains("resumed"), "{out}");
     assert!(out.contains(&format!("{COUPLES} in all")), "{out}");
@@ -91,7 +106,7 @@ async fn a_killed_launch_resumes_and_never_enqueues_a_couple_twice() {
         }
         for m in got {
             let job = JobMessage::parse(&m.body).unwrap();
-            assert_eq!(job.run, "r1");
+            assert_eq!(job.run, run);
             assert!(!job.photos.unwrap().is_empty());
             seen.insert(job.couple);
             total += 1;

@@ -219,20 +219,7 @@ async fn a_launch_rides_out_a_postgres_restart() {
     let pg = Pg::start();
     let env = common::Env::new();
     let catalog = recast_catalog::open(&pg.url()).await.unwrap();
-    let couples: Vec<_> = (1..=COUPLES)
-        .map(|c| recast_catalog::NewCouple {
-            id: recast_core::CoupleId(c),
-            photos: vec![recast_catalog::NewPhoto {
-                id: recast_core::PhotoId(c),
-                original_key: format!("photos/{c}/{c}.jpg"),
-                format: "jpeg".into(),
-                bytes: 1000,
-                width: None,
-                height: None,
-                thumbnails: vec![],
-            }],
-        })
-        .collect();
+    let couples = recast_catalog::conformance::bare_couples(COUPLES, 0);
     catalog.add_couples(&couples).await.unwrap();
     drop(catalog);
 

@@ -41,6 +41,29 @@ pub(crate) fn sample() -> Vec<NewCouple> {
     ]
 }
 
+/// Couples 1..=`n`, couple `c` with one photo `c` (`photos/c/c.jpg`, no thumbnail), except that
+/// every `empty_every`-th couple has none (0: none is empty): a catalog for the producer's tests.
+pub fn bare_couples(n: i64, empty_every: i64) -> Vec<NewCouple> {
+    (1..=n)
+        .map(|c| NewCouple {
+            id: CoupleId(c),
+            photos: if empty_every > 0 && c % empty_every == 0 {
+                vec![]
+            } else {
+                vec![NewPhoto {
+                    id: PhotoId(c),
+                    original_key: format!("photos/{c}/{c}.jpg"),
+                    format: "jpeg".into(),
+                    bytes: 1000,
+                    width: None,
+                    height: None,
+                    thumbnails: vec![],
+                }]
+            },
+        })
+        .collect()
+}
+
 pub(crate) fn webp(photo: i64) -> WebpRecord {
     WebpRecord {
         key: format!("photos/x/{photo}.webp"),

@@ -2,30 +2,12 @@
 //! one message per couple with photos, checkpointed by page, so that launching again sends
 //! nothing twice, and `requeue` sends what the run has not finished.
 
-use recast_catalog::{NewCouple, NewPhoto};
-use recast_core::{CoupleId, PhotoId, RunSettings};
+use recast_core::RunSettings;
 use recast_ops::launch::{launch, requeue};
 
 /// `n` couples; every tenth has no photo (nothing to enqueue for it).
-fn couples(n: i64) -> Vec<NewCouple> {
-    (1..=n)
-        .map(|c| NewCouple {
-            id: CoupleId(c),
-            photos: if c % 10 == 0 {
-                vec![]
-            } else {
-                vec![NewPhoto {
-                    id: PhotoId(c),
-                    original_key: format!("photos/{c}/{c}.jpg"),
-                    format: "jpeg".into(),
-                    bytes: 1000,
-                    width: None,
-                    height: None,
-                    thumbnails: vec![],
-                }]
-            },
-        })
-        .collect()
+fn couples(n: i64) -> Vec<recast_catalog::NewCouple> {
+    recast_catalog::conformance::bare_couples(n, 10)
 }
 
 #[tokio::test]
