@@ -77,7 +77,6 @@ impl PgCatalog {
     }
 }
 
-/// A database URL as it may be shown: without its password.
 /// Connects once before the pool is built, so that a server that is down or a mistyped host or
 /// port is named within seconds: the pool alone retries a refused connection for its whole
 /// acquire timeout (30 s), then says only "pool timed out". A server that answers with an error
@@ -99,6 +98,7 @@ async fn check_answers(options: &PgConnectOptions, url: &str) -> Result<(), Cata
     }
 }
 
+/// A database URL as it may be shown: without its password.
 fn redact_password(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut u) if u.password().is_some() => {
