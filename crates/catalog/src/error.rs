@@ -79,8 +79,8 @@ const PG_DATABASE_WIDE: [&str; 8] = [
 const SQLITE_DATABASE_WIDE: [i32; 7] = [3, 8, 10, 11, 13, 14, 26];
 
 /// A database's own error code, told apart by the driver that answered: SQLSTATEs and SQLite's
-/// numeric codes overlap (22021, an invalid byte sequence, has SQLite's SQLITE_BUSY, 5, in its low byte), so a code is
-/// never read without knowing whose it is.
+/// numeric codes overlap (22021, an invalid byte sequence, has SQLite's SQLITE_BUSY, 5, in its
+/// low byte), so a code is never read without knowing whose it is.
 enum Code {
     Postgres(String),
     /// The primary result code: extended codes (517, SQLITE_BUSY_SNAPSHOT) carry it in their
@@ -286,11 +286,7 @@ mod tests {
             .await
             .unwrap();
         let cut = sleeping.await.unwrap().unwrap_err();
-        let code = cut
-            .as_database_error()
-            .and_then(|d| d.code())
-            .map(|c| c.into_owned());
-        assert_eq!(code.as_deref(), Some("57P01"), "{cut}");
+        assert_eq!(pg_code(&cut).as_deref(), Some("57P01"), "{cut}");
         let err = CatalogError::Database(cut);
         assert!(err.is_transient(), "{err}");
     }
